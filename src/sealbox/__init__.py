@@ -1,0 +1,1 @@
+"""Sealbox: self-hosted KMS and encrypted storage speaking the AWS wire protocols."""

@@ -1,0 +1,95 @@
+"""The audit record: CloudTrail's event record shape, built from a Call."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sealbox.call import Call
+
+EVENT_VERSION = "1.11"
+
+_RESOURCE_TYPES = {"kms": "AWS::KMS::Key", "s3": "AWS::S3::Object", "ec2": "AWS::EC2::Volume"}
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """A finished record plus the columns it is indexed by."""
+
+    event_id: str
+    event_time: datetime
+    account_id: str
+    region: str
+    event_source: str
+    event_name: str
+    access_key_id: str | None
+    principal_arn: str
+    resource_arn: str | None
+    error_code: str | None
+    read_only: bool
+    record: dict[str, Any]
+
+
+def _resource(arn: str) -> dict[str, str]:
+    parts = arn.split(":", 5)
+    service = parts[2] if len(parts) > 2 else ""
+    account = parts[4] if len(parts) > 4 else ""
+    return {"accountId": account, "type": _RESOURCE_TYPES.get(service, service), "ARN": arn}
+
+
+def build_event(
+    call: Call, when: datetime, error_code: str | None = None, error_message: str | None = None
+) -> AuditEvent:
+    p = call.principal
+    identity: dict[str, Any] = {
+        "type": p.principal_type,
+        "principalId": p.principal_id,
+        "arn": p.arn,
+        "accountId": p.account_id,
+    }
+    if p.access_key_id:
+        identity["accessKeyId"] = p.access_key_id
+    if p.user_name and p.principal_type == "IAMUser":
+        identity["userName"] = p.user_name
+    if call.invoked_by:
+        identity["invokedBy"] = call.invoked_by
+    event_id = str(uuid.uuid4())
+    record: dict[str, Any] = {
+        "eventVersion": EVENT_VERSION,
+        "userIdentity": identity,
+        "eventTime": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "eventSource": call.event_source,
+        "eventName": call.event_name,
+        "awsRegion": call.region,
+        "sourceIPAddress": call.invoked_by or call.source_ip,
+        "userAgent": call.invoked_by or call.user_agent,
+        "requestParameters": call.request_parameters,
+        "responseElements": call.response_elements if error_code is None else None,
+        "requestID": call.request_id,
+        "eventID": event_id,
+        "readOnly": call.read_only,
+        "resources": [_resource(a) for a in call.resources],
+        "eventType": "AwsApiCall",
+        "managementEvent": True,
+        "recipientAccountId": p.account_id,
+        "eventCategory": "Management",
+    }
+    if error_code is not None:
+        record["errorCode"] = error_code
+        record["errorMessage"] = error_message or ""
+    return AuditEvent(
+        event_id=event_id,
+        event_time=when,
+        account_id=p.account_id,
+        region=call.region,
+        event_source=call.event_source,
+        event_name=call.event_name,
+        access_key_id=p.access_key_id,
+        principal_arn=p.arn,
+        resource_arn=call.resources[0] if call.resources else None,
+        error_code=error_code,
+        read_only=call.read_only,
+        record=record,
+    )

@@ -1,0 +1,137 @@
+"""`sealbox serve`: prepare the data directory, then run the ASGI app under uvicorn.
+
+The parent process does the one-time work (keystore, migrations, first account,
+TLS certificate) before any worker starts; each worker then opens the same data
+directory and database. Settings reach the workers through SEALBOX_* variables.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import click
+import uvicorn
+
+from sealbox.clock import SystemClock
+from sealbox.config import ConfigError, Settings
+from sealbox.crypto.tls import write_self_signed
+from sealbox.iam.bootstrap import bootstrap
+from sealbox.iam.model import NewCredentials
+from sealbox.keystore.base import KeyStoreError
+from sealbox.server.runtime import open_keystore
+from sealbox.storage.db import Database
+
+log = logging.getLogger("sealbox")
+
+
+def write_credentials_file(data_dir: Path, creds: NewCredentials) -> Path:
+    path = data_dir / "credentials"
+    text = (
+        "[sealbox]\n"
+        f"aws_access_key_id = {creds.access_key_id}\n"
+        f"aws_secret_access_key = {creds.secret_access_key}\n"
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return path
+
+
+def prepare(settings: Settings) -> None:
+    """Everything that must happen once, before workers start."""
+    settings.validate()
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    keystore = open_keystore(settings)
+    if not settings.master_passphrase:
+        log.warning(
+            "the root key in %s is NOT protected by a passphrase; set "
+            "SEALBOX_MASTER_PASSPHRASE to seal it",
+            settings.data_dir,
+        )
+    db = Database.for_migrations(settings.resolved_database_url)
+    try:
+        db.migrate()
+    finally:
+        db.dispose()
+    db = Database(settings.resolved_database_url, pool_size=1)
+    try:
+        clock = SystemClock(timedelta(seconds=settings.clock_offset_seconds))
+        creds = bootstrap(
+            db,
+            keystore,
+            clock,
+            settings.account_id,
+            settings.root_access_key_id,
+            settings.root_secret_access_key,
+        )
+    finally:
+        db.dispose()
+    if creds is not None:
+        path = write_credentials_file(settings.data_dir, creds)
+        click.echo(
+            f"Created account {creds.account_id}. Root credentials (shown once; also in "
+            f"{path}, profile 'sealbox'):\n"
+            f"  aws_access_key_id     = {creds.access_key_id}\n"
+            f"  aws_secret_access_key = {creds.secret_access_key}",
+            err=True,
+        )
+    if settings.tls_self_signed:
+        cert, key = settings.data_dir / "tls-cert.pem", settings.data_dir / "tls-key.pem"
+        if not cert.exists() or not key.exists():
+            write_self_signed(cert, key, ["localhost", settings.host])
+
+
+def export_for_workers(settings: Settings) -> None:
+    os.environ["SEALBOX_DATA_DIR"] = str(settings.data_dir.resolve())
+    os.environ["SEALBOX_DATABASE"] = settings.resolved_database_url
+    os.environ["SEALBOX_CLOCK_OFFSET_SECONDS"] = str(settings.clock_offset_seconds)
+    os.environ["SEALBOX_SCHEDULER_INTERVAL"] = str(settings.scheduler_interval_seconds)
+    metrics_dir = settings.data_dir.resolve() / "metrics"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(mode=0o700)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+
+
+def run(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        prepare(settings)
+    except (ConfigError, KeyStoreError) as exc:
+        click.echo(f"sealbox: {exc}", err=True)
+        sys.exit(2)
+    export_for_workers(settings)
+    tls: dict[str, str] = {}
+    if settings.tls_self_signed:
+        tls = {
+            "ssl_certfile": str(settings.data_dir / "tls-cert.pem"),
+            "ssl_keyfile": str(settings.data_dir / "tls-key.pem"),
+        }
+    elif settings.tls_cert is not None and settings.tls_key is not None:
+        tls = {"ssl_certfile": str(settings.tls_cert), "ssl_keyfile": str(settings.tls_key)}
+    scheme = "https" if tls else "http"
+    click.echo(
+        f"Sealbox listening on {scheme}://{settings.host}:{settings.port} "
+        f"({settings.workers} workers, data in {settings.data_dir})",
+        err=True,
+    )
+    uvicorn.run(
+        "sealbox.server.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        http="httptools",
+        loop="uvloop",
+        access_log=False,
+        log_level=settings.log_level,
+        server_header=False,
+        timeout_keep_alive=60,
+        **tls,  # type: ignore[arg-type]
+    )

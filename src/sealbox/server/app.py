@@ -1,0 +1,170 @@
+"""The ASGI application: one endpoint for every service.
+
+Routing: `/_sealbox/*` is Sealbox's own (health, metrics; unsigned). Everything else
+must be SigV4-signed, and the service named in the credential scope picks the
+protocol adapter. The app is pure ASGI (no framework) because it sits on the hot path
+of every KMS call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+
+from sealbox.auth import sigv4
+from sealbox.auth.errors import MissingAuthenticationToken
+from sealbox.errors import AwsError, ClientError, InternalFailure, UnknownOperationError
+from sealbox.protocols.codec import json11
+from sealbox.server.http import (
+    Headers,
+    Receive,
+    Scope,
+    Send,
+    header_map,
+    read_body,
+    send_response,
+)
+from sealbox.server.kms_endpoint import KmsEndpoint
+from sealbox.server.metrics import REQUESTS, render
+from sealbox.server.runtime import Runtime, settings_from_env
+
+log = logging.getLogger("sealbox")
+
+JSON_BODY_LIMIT = 1024 * 1024
+
+
+class UnsupportedService(ClientError):
+    code = "UnrecognizedClientException"
+
+
+class SealboxApp:
+    def __init__(self, runtime: Runtime | None = None) -> None:
+        self._runtime = runtime
+        self._owns_runtime = runtime is None
+        self._kms: KmsEndpoint | None = None
+        self._scheduler: asyncio.Task[None] | None = None
+
+    @property
+    def runtime(self) -> Runtime:
+        assert self._runtime is not None, "lifespan startup has not run"
+        return self._runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    # -- life cycle ----------------------------------------------------------------
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    self.startup()
+                except Exception as exc:
+                    log.exception("startup failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def startup(self) -> None:
+        if self._runtime is None:
+            self._runtime = Runtime.build(settings_from_env())
+        self._kms = KmsEndpoint(self._runtime)
+        self._scheduler = asyncio.get_running_loop().create_task(self._schedule())
+
+    async def shutdown(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._scheduler
+        if self._runtime is not None and self._owns_runtime:
+            self._runtime.close()
+
+    async def _schedule(self) -> None:
+        """Deletion windows and automatic rotation; the first pass runs at start."""
+        interval = self.runtime.settings.scheduler_interval_seconds
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await loop.run_in_executor(None, self.runtime.run_scheduled_work)
+            except Exception:
+                log.exception("scheduled work failed; retrying next interval")
+            await asyncio.sleep(interval)
+
+    # -- requests ----------------------------------------------------------------------
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        if path.startswith("/_sealbox/"):
+            await self._internal(path, send)
+            return
+        request_id = str(uuid.uuid4())
+        try:
+            status, headers, body = await self._api(scope, receive, request_id)
+        except AwsError as err:
+            REQUESTS.labels("unknown", "unknown", err.code).inc()
+            status, headers, body = json11.render_error(err, request_id)
+        except Exception:
+            # Last-resort guard: never a stack trace on the wire.
+            log.exception("request %s failed", request_id)
+            status, headers, body = json11.render_error(
+                InternalFailure("An internal error occurred; see the server log."), request_id
+            )
+        await send_response(
+            send, status, [*headers, (b"x-amzn-requestid", request_id.encode())], body
+        )
+
+    async def _api(
+        self, scope: Scope, receive: Receive, request_id: str
+    ) -> tuple[int, Headers, bytes]:
+        headers = header_map(scope)
+        method: str = scope["method"]
+        raw_path = scope.get("raw_path", scope["path"].encode()).decode("latin-1")
+        query = scope.get("query_string", b"").decode("latin-1")
+        signed = sigv4.parse(method, raw_path, query, headers)
+        if signed is None:
+            raise MissingAuthenticationToken("Missing Authentication Token")
+        if signed.service != "kms":
+            raise UnsupportedService(f"Service {signed.service} is not supported by this server.")
+        assert self._kms is not None
+        operation = self._kms.operation_for(headers.get("x-amz-target"))
+        if method != "POST":
+            raise UnknownOperationError("KMS operations are POST requests.")
+        body = await read_body(receive, JSON_BODY_LIMIT)
+        principal, secret = self.runtime.credentials.lookup(signed.access_key_id)
+        self.runtime.verifier.verify(signed, secret, method, raw_path, query, headers, body)
+        client = scope.get("client")
+        return await self._kms.handle(
+            operation,
+            principal,
+            signed,
+            body,
+            request_id,
+            client[0] if client else "",
+            headers.get("user-agent", ""),
+        )
+
+    async def _internal(self, path: str, send: Send) -> None:
+        if path == "/_sealbox/health":
+            await send_response(
+                send, 200, [(b"content-type", b"application/json")], b'{"status":"ok"}'
+            )
+        elif path == "/_sealbox/metrics":
+            body, content_type = render()
+            await send_response(send, 200, [(b"content-type", content_type.encode())], body)
+        else:
+            await send_response(send, 404, [(b"content-type", b"text/plain")], b"not found\n")
+
+
+def create_app() -> SealboxApp:
+    """Factory used by uvicorn in each worker process."""
+    return SealboxApp()

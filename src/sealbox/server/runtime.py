@@ -1,0 +1,96 @@
+"""Everything one process needs to serve: database, root of trust, services."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from sealbox.audit.recorder import AuditRecorder
+from sealbox.auth.principal import CredentialStore
+from sealbox.auth.sigv4 import Verifier
+from sealbox.call import Call
+from sealbox.clock import Clock, SystemClock
+from sealbox.config import Settings
+from sealbox.iam.model import Principal
+from sealbox.keystore.base import KeyStore
+from sealbox.keystore.sealed_file import SealedFileKeyStore
+from sealbox.kms.service import KmsService
+from sealbox.server.metrics import count_internal_kms
+from sealbox.storage.db import Database
+
+log = logging.getLogger("sealbox")
+
+
+def settings_from_env() -> Settings:
+    """The settings `sealbox serve` exported for its worker processes."""
+    env = os.environ
+    return Settings(
+        data_dir=Path(env.get("SEALBOX_DATA_DIR", "./sealbox-data")),
+        database_url=env.get("SEALBOX_DATABASE") or None,
+        master_passphrase=env.get("SEALBOX_MASTER_PASSPHRASE") or None,
+        clock_offset_seconds=float(env.get("SEALBOX_CLOCK_OFFSET_SECONDS", "0") or 0),
+        scheduler_interval_seconds=float(env.get("SEALBOX_SCHEDULER_INTERVAL", "60") or 60),
+    )
+
+
+def open_keystore(settings: Settings) -> KeyStore:
+    return SealedFileKeyStore.open_or_create(settings.data_dir, settings.master_passphrase)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    keystore: KeyStore
+    clock: Clock
+    audit: AuditRecorder
+    kms: KmsService
+    credentials: CredentialStore
+    verifier: Verifier
+
+    @classmethod
+    def build(cls, settings: Settings, clock: Clock | None = None) -> Runtime:
+        clock = clock or SystemClock(timedelta(seconds=settings.clock_offset_seconds))
+        db = Database(settings.resolved_database_url)
+        keystore = open_keystore(settings)
+        audit = AuditRecorder(db, clock)
+        kms = KmsService(db, keystore, clock, audit, on_internal_op=count_internal_kms)
+        return cls(
+            settings=settings,
+            db=db,
+            keystore=keystore,
+            clock=clock,
+            audit=audit,
+            kms=kms,
+            credentials=CredentialStore(db, keystore),
+            # SigV4 freshness is judged against real time, never the shifted clock.
+            verifier=Verifier(SystemClock()),
+        )
+
+    def system_call(self, account_id: str, region: str, event_name: str) -> Call:
+        """A Call made by Sealbox itself (scheduled rotation and deletion)."""
+        return Call(
+            principal=Principal(
+                account_id=account_id,
+                arn="kms.amazonaws.com",
+                principal_type="AWSService",
+                principal_id="kms.amazonaws.com",
+            ),
+            region=region,
+            event_source="kms.amazonaws.com",
+            event_name=event_name,
+            request_id="",
+            invoked_by="kms.amazonaws.com",
+        )
+
+    def run_scheduled_work(self) -> None:
+        deleted, rotated = self.kms.run_due_work(self.system_call)
+        if deleted or rotated:
+            log.info("scheduled work: %d keys deleted, %d keys rotated", deleted, rotated)
+
+    def close(self) -> None:
+        self.audit.close()
+        self.db.dispose()

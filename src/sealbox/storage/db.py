@@ -1,0 +1,121 @@
+"""The metadata database: engine, connection settings, transactions, migrations.
+
+SQLite (the embedded default) runs in WAL mode with synchronous=FULL, so a commit is
+durable before the client sees a response, and with secure_delete, so destroyed key
+material is overwritten rather than left in free pages. Write transactions take
+SQLite's write lock up front (BEGIN IMMEDIATE): with several worker processes a
+deferred transaction that later upgrades its lock can fail with SQLITE_BUSY instead of
+waiting for the busy timeout. PostgreSQL runs write transactions at REPEATABLE READ
+and they are retried on serialization failures.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.pool import NullPool
+
+T = TypeVar("T")
+_MIGRATIONS = Path(__file__).parent / "migrations"
+_WRITE = "sealbox_write"
+
+
+def _is_retryable(exc: DBAPIError) -> bool:
+    code = getattr(exc.orig, "sqlstate", None)
+    if code in ("40001", "40P01"):  # serialization failure, deadlock
+        return True
+    return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
+
+
+class Database:
+    def __init__(self, url: str, *, pool_size: int = 8) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            self.engine: Engine = create_engine(
+                url,
+                connect_args={"timeout": 30, "check_same_thread": False},
+                pool_size=pool_size,
+                max_overflow=pool_size,
+            )
+            event.listen(self.engine, "connect", _sqlite_on_connect)
+            event.listen(self.engine, "begin", _sqlite_on_begin)
+        else:
+            self.engine = create_engine(
+                url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+            )
+
+    @classmethod
+    def for_migrations(cls, url: str) -> Database:
+        db = cls.__new__(cls)
+        db.url = url
+        db.is_sqlite = url.startswith("sqlite")
+        db.engine = create_engine(url, poolclass=NullPool)
+        if db.is_sqlite:
+            event.listen(db.engine, "connect", _sqlite_on_connect)
+            event.listen(db.engine, "begin", _sqlite_on_begin)
+        return db
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest Alembic revision."""
+        cfg = Config()
+        cfg.set_main_option("script_location", str(_MIGRATIONS))
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def _write_once(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            if self.is_sqlite:
+                conn = conn.execution_options(**{_WRITE: True})
+            else:
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                yield conn
+
+    def write(self, work: Callable[[Connection], T], attempts: int = 5) -> T:
+        """Run work in one write transaction, retrying serialization failures."""
+        for attempt in range(attempts):
+            try:
+                with self._write_once() as conn:
+                    return work(conn)
+            except DBAPIError as exc:
+                if attempt + 1 == attempts or not _is_retryable(exc):
+                    raise
+                time.sleep(0.005 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's implicit BEGIN
+    # is deferred and can't be made IMMEDIATE).
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA secure_delete=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    immediate = conn.get_execution_options().get(_WRITE, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

@@ -1,0 +1,178 @@
+"""Every table Sealbox stores metadata in (SQLAlchemy Core).
+
+Secrets are never stored in a column in plaintext: `wrapped_*` columns hold values
+sealed by the keystore's root key.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+
+metadata = MetaData()
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out, on every backend (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+iam_users = Table(
+    "iam_users",
+    metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("user_name", String(64), primary_key=True),
+    Column("user_id", String(32), nullable=False, unique=True),
+    Column("arn", String(2048), nullable=False),
+    Column("is_root", Boolean, nullable=False, default=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+access_keys = Table(
+    "access_keys",
+    metadata,
+    Column("access_key_id", String(128), primary_key=True),
+    Column("account_id", String(12), nullable=False),
+    Column("user_name", String(64), nullable=False),
+    Column("wrapped_secret", LargeBinary, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    ForeignKeyConstraint(
+        ["account_id", "user_name"], ["iam_users.account_id", "iam_users.user_name"]
+    ),
+)
+
+kms_keys = Table(
+    "kms_keys",
+    metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("region", String(32), primary_key=True),
+    Column("key_id", String(64), primary_key=True),
+    Column("description", Text, nullable=False, default=""),
+    Column("key_usage", String(32), nullable=False),
+    Column("key_spec", String(32), nullable=False),
+    Column("origin", String(32), nullable=False),
+    Column("key_manager", String(16), nullable=False),
+    Column("key_state", String(32), nullable=False),
+    Column("creation_date", UtcDateTime(), nullable=False),
+    Column("deletion_date", UtcDateTime()),
+    Column("pending_window_days", Integer),
+    Column("policy", Text, nullable=False),
+    Column("multi_region", Boolean, nullable=False, default=False),
+    Column("rotation_enabled", Boolean, nullable=False, default=False),
+    Column("rotation_period_days", Integer),
+    Column("next_rotation_date", UtcDateTime()),
+    Column("on_demand_rotation_started", UtcDateTime()),
+    Column("current_version", Integer, nullable=False),
+    # Bumped by every change, so a node's cache can tell a stale entry.
+    Column("row_version", BigInteger, nullable=False, default=1),
+    Index("ix_kms_keys_deletion", "key_state", "deletion_date"),
+    Index("ix_kms_keys_rotation", "rotation_enabled", "next_rotation_date"),
+)
+
+kms_key_versions = Table(
+    "kms_key_versions",
+    metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("region", String(32), primary_key=True),
+    Column("key_id", String(64), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("material_id", String(64), nullable=False),
+    Column("wrapped_material", LargeBinary, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("rotation_type", String(16)),
+    ForeignKeyConstraint(
+        ["account_id", "region", "key_id"],
+        ["kms_keys.account_id", "kms_keys.region", "kms_keys.key_id"],
+        ondelete="CASCADE",
+    ),
+)
+
+kms_aliases = Table(
+    "kms_aliases",
+    metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("region", String(32), primary_key=True),
+    Column("alias_name", String(256), primary_key=True),
+    Column("target_key_id", String(64), nullable=False),
+    Column("creation_date", UtcDateTime(), nullable=False),
+    Column("last_updated_date", UtcDateTime(), nullable=False),
+    Index("ix_kms_aliases_target", "account_id", "region", "target_key_id"),
+)
+
+kms_tags = Table(
+    "kms_tags",
+    metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("region", String(32), primary_key=True),
+    Column("key_id", String(64), primary_key=True),
+    Column("tag_key", String(128), primary_key=True),
+    Column("tag_value", String(256), nullable=False),
+    ForeignKeyConstraint(
+        ["account_id", "region", "key_id"],
+        ["kms_keys.account_id", "kms_keys.region", "kms_keys.key_id"],
+        ondelete="CASCADE",
+    ),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column(
+        "seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("event_time", UtcDateTime(), nullable=False),
+    Column("account_id", String(12), nullable=False),
+    Column("region", String(32), nullable=False),
+    Column("event_source", String(64), nullable=False),
+    Column("event_name", String(64), nullable=False),
+    Column("access_key_id", String(128)),
+    Column("principal_arn", String(2048)),
+    Column("resource_arn", String(2048)),
+    Column("error_code", String(64)),
+    Column("read_only", Boolean, nullable=False),
+    Column("record", Text, nullable=False),  # the CloudTrail-shaped JSON record
+    Index("ix_audit_time", "account_id", "event_time"),
+)
