@@ -70,14 +70,10 @@ class SealedFileKeyStore:
         doc: dict[str, Any] = {"format": _FORMAT, "version": 1}
         if passphrase:
             salt = crypto.random_bytes(16)
-            wrapping = kdf.derive_from_passphrase(passphrase, salt)
+            n, r, p = kdf.SCRYPT_N, kdf.SCRYPT_R, kdf.SCRYPT_P
+            wrapping = kdf.derive_from_passphrase(passphrase, salt, n, r, p)
             doc["protection"] = "scrypt"
-            doc["kdf"] = {
-                "salt": _b64(salt),
-                "n": kdf.SCRYPT_N,
-                "r": kdf.SCRYPT_R,
-                "p": kdf.SCRYPT_P,
-            }
+            doc["kdf"] = {"salt": _b64(salt), "n": n, "r": r, "p": p}
             doc["sealed"] = _b64(crypto.seal(wrapping, root_key, _ROOT_AAD))
         else:
             doc["protection"] = "none"

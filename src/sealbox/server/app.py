@@ -14,7 +14,7 @@ import logging
 import uuid
 
 from sealbox.auth import sigv4
-from sealbox.auth.errors import MissingAuthenticationToken
+from sealbox.auth.errors import IncompleteSignature, MissingAuthenticationToken, UnknownAccessKey
 from sealbox.errors import AwsError, ClientError, InternalFailure, UnknownOperationError
 from sealbox.protocols.codec import json11
 from sealbox.server.http import (
@@ -140,7 +140,13 @@ class SealboxApp:
         if method != "POST":
             raise UnknownOperationError("KMS operations are POST requests.")
         body = await read_body(receive, JSON_BODY_LIMIT)
+        if "x-amz-target" not in signed.signed_headers:
+            # Otherwise a captured request could be replayed as another operation.
+            raise IncompleteSignature("The X-Amz-Target header must be signed.")
         principal, secret = self.runtime.credentials.lookup(signed.access_key_id)
+        if signed.security_token is not None and principal.session_token is None:
+            # Session tokens belong to STS credentials; a long-term key has none.
+            raise UnknownAccessKey("The security token included in the request is invalid.")
         self.runtime.verifier.verify(signed, secret, method, raw_path, query, headers, body)
         client = scope.get("client")
         return await self._kms.handle(

@@ -35,6 +35,11 @@ INTERNAL_KMS = Counter(
     ["operation", "caller_service"],
 )
 
+# Known label sets start at zero, so dashboards see the series before the first use.
+for _operation in ("GenerateDataKey", "Decrypt", "EnsureAwsManagedKey"):
+    for _service in ("s3", "ebs"):
+        INTERNAL_KMS.labels(_operation, _service)
+
 
 def count_internal_kms(operation: str, caller_service: str) -> None:
     INTERNAL_KMS.labels(operation, caller_service).inc()
