@@ -49,7 +49,8 @@ def test_keys_versions_aliases_and_tags_round_trip(rt: Runtime) -> None:
     assert again.key.current_version == 2
     assert again.key.creation_date == desc.key.creation_date
     assert again.key.creation_date.utcoffset() == timedelta(0)
-    tags = rt.kms.list_resource_tags(root_call("ListResourceTags", region, account), key_id, None, None)
+    listing = root_call("ListResourceTags", region, account)
+    tags = rt.kms.list_resource_tags(listing, key_id, None, None)
     assert tags.tags == [("a", "1"), ("b", "2")]
     plain = rt.kms.decrypt(root_call("Decrypt", region, account), blob).plaintext
     assert plain == b"p"

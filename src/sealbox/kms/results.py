@@ -27,6 +27,7 @@ class DecryptResult:
     plaintext: bytes = field(repr=False)
     key_arn: str
     algorithm: str
+    material_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,8 @@ class ReEncryptResult:
     key_arn: str
     source_algorithm: str
     destination_algorithm: str
+    source_material_id: str
+    destination_material_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +46,7 @@ class DataKeyResult:
     ciphertext: bytes = field(repr=False)
     plaintext: bytes | None = field(repr=False)
     key_arn: str
+    material_id: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ import binascii
 import re
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
@@ -31,7 +32,6 @@ from sealbox.kms.errors import (
     DisabledError,
     DryRunOperationError,
     IncorrectKeyError,
-    InvalidAliasNameError,
     InvalidArnError,
     InvalidCiphertextError,
     InvalidKeyUsageError,
@@ -79,6 +79,12 @@ DRY_RUN_MESSAGE = "The request would have succeeded, but the DryRun option is se
 InternalOpHook = Callable[[str, str], None]  # (operation, calling service)
 
 
+@dataclass(frozen=True, slots=True)
+class _Material:
+    secret: bytes = field(repr=False)
+    material_id: str
+
+
 def _encode_marker(value: str) -> str:
     return base64.urlsafe_b64encode(value.encode()).decode()
 
@@ -106,7 +112,8 @@ class KmsService:
         self._clock = clock
         self._audit = audit
         self._on_internal_op = on_internal_op
-        self._materials: dict[tuple[str, str, str], tuple[int, dict[int, bytes]]] = {}
+        # (account, region, key id) → (row_version, {version: (material, material id)})
+        self._materials: dict[tuple[str, str, str], tuple[int, dict[int, _Material]]] = {}
         self._materials_lock = threading.Lock()
 
     # -- identifiers and state ------------------------------------------------
@@ -205,14 +212,15 @@ class KmsService:
             wrapped_material=self._keystore.wrap(material, self._material_label(key, version)),
         )
 
-    def _materials_for(self, conn: Connection, key: Key) -> dict[int, bytes]:
+    def _materials_for(self, conn: Connection, key: Key) -> dict[int, _Material]:
         cache_key = (key.account_id, key.region, key.key_id)
         cached = self._materials.get(cache_key)
         if cached is not None and cached[0] == key.row_version:
             return cached[1]
         materials = {
-            v.version: self._keystore.unwrap(
-                v.wrapped_material, self._material_label(key, v.version)
+            v.version: _Material(
+                self._keystore.unwrap(v.wrapped_material, self._material_label(key, v.version)),
+                v.material_id,
             )
             for v in kms_repo.get_versions(conn, key.account_id, key.region, key.key_id)
         }
@@ -228,10 +236,11 @@ class KmsService:
 
     def _seal(
         self, conn: Connection, key: Key, plaintext: bytes, context: Mapping[str, str] | None
-    ) -> bytes:
+    ) -> tuple[bytes, str]:
+        """Seal under the key's current material; returns the blob and the material id."""
         material = self._materials_for(conn, key)[key.current_version]
         header = crypto.BlobHeader(key.key_id, key.current_version)
-        return crypto.seal_blob(material, header, plaintext, context)
+        return crypto.seal_blob(material.secret, header, plaintext, context), material.material_id
 
     def _open(
         self,
@@ -241,7 +250,8 @@ class KmsService:
         context: Mapping[str, str] | None,
         key_id: str | None,
         algorithm: str | None,
-    ) -> tuple[Key, bytes, str]:
+    ) -> tuple[Key, bytes, str, str]:
+        """Decrypt a blob: (key, plaintext, algorithm, material id)."""
         try:
             header, _ = crypto.read_header(blob)
         except crypto.InvalidCiphertext:
@@ -255,6 +265,15 @@ class KmsService:
                 )
         if not arns.is_key_id(header.key_id):
             raise InvalidCiphertextError("The ciphertext is not valid.")
+        account, region = call.principal.account_id, call.region
+        if kms_repo.get_key(conn, account, region, header.key_id) is None:
+            if kms_repo.was_deleted(conn, account, region, header.key_id):
+                # Crypto-shredded: the key is gone, as AWS answers for a deleted key.
+                raise NotFoundError(
+                    f"Key '{arns.key_arn(region, account, header.key_id)}' does not exist"
+                )
+            # Never a key here (another region or account, or not ours at all).
+            raise InvalidCiphertextError("The ciphertext is not valid.")
         key = self._load(conn, call, header.key_id)
         self._require_usable(key)
         algorithm = self._require_symmetric_encryption(key, algorithm)
@@ -262,13 +281,13 @@ class KmsService:
         if material is None:
             raise InvalidCiphertextError("The ciphertext is not valid.")
         try:
-            plaintext = crypto.open_blob(material, blob, context)
+            plaintext = crypto.open_blob(material.secret, blob, context)
         except crypto.InvalidCiphertext:
             raise InvalidCiphertextError(
                 "The ciphertext could not be decrypted: it was altered, or the "
                 "encryption context does not match."
             ) from None
-        return key, plaintext, algorithm
+        return key, plaintext, algorithm, material.material_id
 
     # -- cryptographic operations -------------------------------------------------
 
@@ -287,7 +306,7 @@ class KmsService:
             algorithm = self._require_symmetric_encryption(key, algorithm)
             if dry_run:
                 raise DryRunOperationError(DRY_RUN_MESSAGE)
-            ciphertext = self._seal(conn, key, plaintext, context)
+            ciphertext, _ = self._seal(conn, key, plaintext, context)
         return EncryptResult(ciphertext, key.arn, algorithm)
 
     def decrypt(
@@ -300,12 +319,12 @@ class KmsService:
         dry_run: bool = False,
     ) -> DecryptResult:
         with self._db.read() as conn:
-            key, plaintext, algorithm = self._open(
+            key, plaintext, algorithm, material_id = self._open(
                 conn, call, ciphertext, context, key_id, algorithm
             )
         if dry_run:
             raise DryRunOperationError(DRY_RUN_MESSAGE)
-        return DecryptResult(plaintext, key.arn, algorithm)
+        return DecryptResult(plaintext, key.arn, algorithm, material_id)
 
     def re_encrypt(
         self,
@@ -320,7 +339,7 @@ class KmsService:
         dry_run: bool = False,
     ) -> ReEncryptResult:
         with self._db.read() as conn:
-            source, plaintext, source_algorithm = self._open(
+            source, plaintext, source_algorithm, source_material = self._open(
                 conn, call, ciphertext, source_context, source_key_id, source_algorithm
             )
             dest = self._load(conn, call, destination_key_id, allow_alias=True)
@@ -328,9 +347,15 @@ class KmsService:
             destination_algorithm = self._require_symmetric_encryption(dest, destination_algorithm)
             if dry_run:
                 raise DryRunOperationError(DRY_RUN_MESSAGE)
-            new_blob = self._seal(conn, dest, plaintext, destination_context)
+            new_blob, dest_material = self._seal(conn, dest, plaintext, destination_context)
         return ReEncryptResult(
-            new_blob, source.arn, dest.arn, source_algorithm, destination_algorithm
+            new_blob,
+            source.arn,
+            dest.arn,
+            source_algorithm,
+            destination_algorithm,
+            source_material,
+            dest_material,
         )
 
     def generate_data_key(
@@ -353,8 +378,10 @@ class KmsService:
             if dry_run:
                 raise DryRunOperationError(DRY_RUN_MESSAGE)
             data_key = crypto.random_bytes(size)
-            ciphertext = self._seal(conn, key, data_key, context)
-        return DataKeyResult(ciphertext, data_key if include_plaintext else None, key.arn)
+            ciphertext, material_id = self._seal(conn, key, data_key, context)
+        return DataKeyResult(
+            ciphertext, data_key if include_plaintext else None, key.arn, material_id
+        )
 
     def generate_random(self, call: Call, number_of_bytes: int | None) -> bytes:
         if number_of_bytes is None:
@@ -603,7 +630,7 @@ class KmsService:
     @staticmethod
     def _check_alias_name(name: str) -> None:
         if not _ALIAS_NAME.fullmatch(name) or len(name) > 256:
-            raise InvalidAliasNameError(
+            raise ValidationError(
                 'Alias must start with the prefix "alias/" and contain only alphanumeric '
                 "characters, forward slashes (/), underscores (_) and dashes (-)."
             )
@@ -862,7 +889,7 @@ class KmsService:
                 or key.deletion_date > now
             ):
                 return False
-            kms_repo.delete_key(conn, account, region, key_id)
+            kms_repo.delete_key(conn, account, region, key_id, now)
             call = system_call(account, region, "DeleteKey")
             call.resources.append(key.arn)
             self._audit_in(conn, call)

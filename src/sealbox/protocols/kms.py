@@ -39,8 +39,8 @@ def key_metadata(desc: KeyDescription) -> Params:
         "MultiRegion": key.multi_region,
     }
     if key.deletion_date is not None:
+        # (PendingDeletionWindowInDays is only for PendingReplicaDeletion, per AWS.)
         meta["DeletionDate"] = key.deletion_date
-        meta["PendingDeletionWindowInDays"] = key.pending_window_days
     if desc.current_material_id is not None:
         meta["CurrentKeyMaterialId"] = desc.current_material_id
     return meta
@@ -161,7 +161,12 @@ def decrypt(svc: KmsService, call: Call, p: Params) -> Params:
         p.get("EncryptionAlgorithm"),
         p.get("DryRun", False),
     )
-    return {"Plaintext": r.plaintext, "KeyId": r.key_arn, "EncryptionAlgorithm": r.algorithm}
+    return {
+        "Plaintext": r.plaintext,
+        "KeyId": r.key_arn,
+        "EncryptionAlgorithm": r.algorithm,
+        "KeyMaterialId": r.material_id,
+    }
 
 
 def re_encrypt(svc: KmsService, call: Call, p: Params) -> Params:
@@ -182,6 +187,8 @@ def re_encrypt(svc: KmsService, call: Call, p: Params) -> Params:
         "KeyId": r.key_arn,
         "SourceEncryptionAlgorithm": r.source_algorithm,
         "DestinationEncryptionAlgorithm": r.destination_algorithm,
+        "SourceKeyMaterialId": r.source_material_id,
+        "DestinationKeyMaterialId": r.destination_material_id,
     }
 
 
@@ -195,7 +202,11 @@ def _data_key(svc: KmsService, call: Call, p: Params, include_plaintext: bool) -
         include_plaintext=include_plaintext,
         dry_run=p.get("DryRun", False),
     )
-    out: Params = {"CiphertextBlob": r.ciphertext, "KeyId": r.key_arn}
+    out: Params = {
+        "CiphertextBlob": r.ciphertext,
+        "KeyId": r.key_arn,
+        "KeyMaterialId": r.material_id,
+    }
     if r.plaintext is not None:
         out["Plaintext"] = r.plaintext
     return out

@@ -8,7 +8,13 @@ from typing import Any
 from sqlalchemy import Connection, Row, and_, delete, select, update
 
 from sealbox.kms.model import Alias, Key, KeyManager, KeyState, KeyVersion
-from sealbox.storage.tables import kms_aliases, kms_key_versions, kms_keys, kms_tags
+from sealbox.storage.tables import (
+    kms_aliases,
+    kms_deleted_keys,
+    kms_key_versions,
+    kms_keys,
+    kms_tags,
+)
 
 _KEY_FIELDS = (
     "description", "key_usage", "key_spec", "origin", "key_manager", "key_state",
@@ -85,8 +91,24 @@ def update_key(conn: Connection, key: Key) -> None:
     )
 
 
-def delete_key(conn: Connection, account_id: str, region: str, key_id: str) -> None:
+def was_deleted(conn: Connection, account_id: str, region: str, key_id: str) -> bool:
+    row = conn.execute(
+        select(kms_deleted_keys.c.key_id).where(
+            (kms_deleted_keys.c.account_id == account_id)
+            & (kms_deleted_keys.c.region == region)
+            & (kms_deleted_keys.c.key_id == key_id)
+        )
+    ).first()
+    return row is not None
+
+
+def delete_key(conn: Connection, account_id: str, region: str, key_id: str, now: datetime) -> None:
     """Remove a key with its material, tags and aliases (secure_delete overwrites pages)."""
+    conn.execute(
+        kms_deleted_keys.insert().values(
+            account_id=account_id, region=region, key_id=key_id, deleted_at=now
+        )
+    )
     conn.execute(
         delete(kms_key_versions).where(
             (kms_key_versions.c.account_id == account_id)

@@ -129,6 +129,17 @@ kms_key_versions = Table(
     ),
 )
 
+# Keys destroyed at the end of their deletion window: so a ciphertext naming one is
+# answered "not found" rather than "invalid", as AWS does. No material is kept.
+kms_deleted_keys = Table(
+    "kms_deleted_keys",
+    metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("region", String(32), primary_key=True),
+    Column("key_id", String(64), primary_key=True),
+    Column("deleted_at", UtcDateTime(), nullable=False),
+)
+
 kms_aliases = Table(
     "kms_aliases",
     metadata,

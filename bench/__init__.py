@@ -1,0 +1,1 @@
+"""Benchmarks for Sealbox (see bench/README.md)."""
