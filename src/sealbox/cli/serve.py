@@ -132,6 +132,7 @@ def run(settings: Settings) -> None:
         access_log=False,
         log_level=settings.log_level,
         server_header=False,
+        proxy_headers=False,  # no trusted proxy by default: the peer address is the client
         timeout_keep_alive=60,
         **tls,  # type: ignore[arg-type]
     )

@@ -114,6 +114,8 @@ class KmsService:
         self._on_internal_op = on_internal_op
         # (account, region, key id) → (row_version, {version: (material, material id)})
         self._materials: dict[tuple[str, str, str], tuple[int, dict[int, _Material]]] = {}
+        # (account, region, key id) → Key as of its row_version (read-only use).
+        self._keys: dict[tuple[str, str, str], Key] = {}
         self._materials_lock = threading.Lock()
 
     # -- identifiers and state ------------------------------------------------
@@ -160,6 +162,48 @@ class KmsService:
         if key.arn not in call.resources:
             call.resources.append(key.arn)
         return key
+
+    def _crypto_key(self, call: Call, key_id: str) -> Key:
+        """The key a cryptographic operation names (id, ARN, alias or alias ARN).
+
+        Hot path: a cached Key is used only while its row_version still matches the
+        database, checked with one cheap lookup per request, so a change committed by
+        any worker process (disable, rotate, schedule deletion) is seen at once.
+        """
+        account, region = call.principal.account_id, call.region
+        resolved = key_id
+        if key_id.startswith("alias/") or key_id.startswith(
+            f"arn:aws:kms:{region}:{account}:alias/"
+        ):
+            name = key_id if key_id.startswith("alias/") else key_id.split(":", 5)[5]
+            target = kms_repo.alias_target(self._db, account, region, name)
+            resolved = target if target is not None else key_id
+        elif key_id.startswith(f"arn:aws:kms:{region}:{account}:key/"):
+            resolved = key_id.split(":", 5)[5][4:]
+        cache_key = (account, region, resolved)
+        cached = self._keys.get(cache_key)
+        if cached is not None and arns.is_key_id(resolved):
+            version = kms_repo.key_row_version(self._db, account, region, resolved)
+            if version == cached.row_version:
+                if cached.arn not in call.resources:
+                    call.resources.append(cached.arn)
+                return cached
+        with self._db.read() as conn:
+            key = self._load(conn, call, key_id, allow_alias=True)
+            self._materials_for(conn, key)
+        with self._materials_lock:
+            if len(self._keys) >= _MATERIAL_CACHE_LIMIT:
+                self._keys.clear()
+            self._keys[(key.account_id, key.region, key.key_id)] = key
+        return key
+
+    def _cached_materials(self, key: Key) -> dict[int, _Material]:
+        """Materials for a key _crypto_key returned (loads them if evicted meanwhile)."""
+        cached = self._materials.get((key.account_id, key.region, key.key_id))
+        if cached is not None and cached[0] == key.row_version:
+            return cached[1]
+        with self._db.read() as conn:
+            return self._materials_for(conn, key)
 
     @staticmethod
     def _require_usable(key: Key) -> None:
@@ -235,16 +279,15 @@ class KmsService:
             self._materials.pop((key.account_id, key.region, key.key_id), None)
 
     def _seal(
-        self, conn: Connection, key: Key, plaintext: bytes, context: Mapping[str, str] | None
+        self, key: Key, plaintext: bytes, context: Mapping[str, str] | None
     ) -> tuple[bytes, str]:
         """Seal under the key's current material; returns the blob and the material id."""
-        material = self._materials_for(conn, key)[key.current_version]
+        material = self._cached_materials(key)[key.current_version]
         header = crypto.BlobHeader(key.key_id, key.current_version)
         return crypto.seal_blob(material.secret, header, plaintext, context), material.material_id
 
     def _open(
         self,
-        conn: Connection,
         call: Call,
         blob: bytes,
         context: Mapping[str, str] | None,
@@ -256,28 +299,26 @@ class KmsService:
             header, _ = crypto.read_header(blob)
         except crypto.InvalidCiphertext:
             raise InvalidCiphertextError("The ciphertext is not valid.") from None
-        if key_id is not None:
-            _, wanted = self._resolve_key_id(conn, call, key_id, allow_alias=True)
-            if wanted != header.key_id:
-                raise IncorrectKeyError(
-                    "The key ID in the request does not identify a KMS key "
-                    "that can perform this operation."
-                )
+        if key_id is not None and self._crypto_key(call, key_id).key_id != header.key_id:
+            raise IncorrectKeyError(
+                "The key ID in the request does not identify a KMS key "
+                "that can perform this operation."
+            )
         if not arns.is_key_id(header.key_id):
             raise InvalidCiphertextError("The ciphertext is not valid.")
-        account, region = call.principal.account_id, call.region
-        if kms_repo.get_key(conn, account, region, header.key_id) is None:
-            if kms_repo.was_deleted(conn, account, region, header.key_id):
-                # Crypto-shredded: the key is gone, as AWS answers for a deleted key.
-                raise NotFoundError(
-                    f"Key '{arns.key_arn(region, account, header.key_id)}' does not exist"
-                )
+        try:
+            key = self._crypto_key(call, header.key_id)
+        except NotFoundError:
+            account, region = call.principal.account_id, call.region
+            with self._db.read() as conn:
+                deleted = kms_repo.was_deleted(conn, account, region, header.key_id)
+            if deleted:
+                raise  # crypto-shredded: the key is gone, as AWS answers for a deleted key
             # Never a key here (another region or account, or not ours at all).
-            raise InvalidCiphertextError("The ciphertext is not valid.")
-        key = self._load(conn, call, header.key_id)
+            raise InvalidCiphertextError("The ciphertext is not valid.") from None
         self._require_usable(key)
         algorithm = self._require_symmetric_encryption(key, algorithm)
-        material = self._materials_for(conn, key).get(header.key_version)
+        material = self._cached_materials(key).get(header.key_version)
         if material is None:
             raise InvalidCiphertextError("The ciphertext is not valid.")
         try:
@@ -300,13 +341,12 @@ class KmsService:
         algorithm: str | None = None,
         dry_run: bool = False,
     ) -> EncryptResult:
-        with self._db.read() as conn:
-            key = self._load(conn, call, key_id, allow_alias=True)
-            self._require_usable(key)
-            algorithm = self._require_symmetric_encryption(key, algorithm)
-            if dry_run:
-                raise DryRunOperationError(DRY_RUN_MESSAGE)
-            ciphertext, _ = self._seal(conn, key, plaintext, context)
+        key = self._crypto_key(call, key_id)
+        self._require_usable(key)
+        algorithm = self._require_symmetric_encryption(key, algorithm)
+        if dry_run:
+            raise DryRunOperationError(DRY_RUN_MESSAGE)
+        ciphertext, _ = self._seal(key, plaintext, context)
         return EncryptResult(ciphertext, key.arn, algorithm)
 
     def decrypt(
@@ -318,10 +358,9 @@ class KmsService:
         algorithm: str | None = None,
         dry_run: bool = False,
     ) -> DecryptResult:
-        with self._db.read() as conn:
-            key, plaintext, algorithm, material_id = self._open(
-                conn, call, ciphertext, context, key_id, algorithm
-            )
+        key, plaintext, algorithm, material_id = self._open(
+            call, ciphertext, context, key_id, algorithm
+        )
         if dry_run:
             raise DryRunOperationError(DRY_RUN_MESSAGE)
         return DecryptResult(plaintext, key.arn, algorithm, material_id)
@@ -338,16 +377,15 @@ class KmsService:
         destination_algorithm: str | None = None,
         dry_run: bool = False,
     ) -> ReEncryptResult:
-        with self._db.read() as conn:
-            source, plaintext, source_algorithm, source_material = self._open(
-                conn, call, ciphertext, source_context, source_key_id, source_algorithm
-            )
-            dest = self._load(conn, call, destination_key_id, allow_alias=True)
-            self._require_usable(dest)
-            destination_algorithm = self._require_symmetric_encryption(dest, destination_algorithm)
-            if dry_run:
-                raise DryRunOperationError(DRY_RUN_MESSAGE)
-            new_blob, dest_material = self._seal(conn, dest, plaintext, destination_context)
+        source, plaintext, source_algorithm, source_material = self._open(
+            call, ciphertext, source_context, source_key_id, source_algorithm
+        )
+        dest = self._crypto_key(call, destination_key_id)
+        self._require_usable(dest)
+        destination_algorithm = self._require_symmetric_encryption(dest, destination_algorithm)
+        if dry_run:
+            raise DryRunOperationError(DRY_RUN_MESSAGE)
+        new_blob, dest_material = self._seal(dest, plaintext, destination_context)
         return ReEncryptResult(
             new_blob,
             source.arn,
@@ -371,14 +409,13 @@ class KmsService:
         if (number_of_bytes is None) == (key_spec is None):
             raise ValidationError("Please specify either number of bytes or key spec.")
         size = number_of_bytes if number_of_bytes is not None else DATA_KEY_SPECS[str(key_spec)]
-        with self._db.read() as conn:
-            key = self._load(conn, call, key_id, allow_alias=True)
-            self._require_usable(key)
-            self._require_symmetric_encryption(key, None)
-            if dry_run:
-                raise DryRunOperationError(DRY_RUN_MESSAGE)
-            data_key = crypto.random_bytes(size)
-            ciphertext, material_id = self._seal(conn, key, data_key, context)
+        key = self._crypto_key(call, key_id)
+        self._require_usable(key)
+        self._require_symmetric_encryption(key, None)
+        if dry_run:
+            raise DryRunOperationError(DRY_RUN_MESSAGE)
+        data_key = crypto.random_bytes(size)
+        ciphertext, material_id = self._seal(key, data_key, context)
         return DataKeyResult(
             ciphertext, data_key if include_plaintext else None, key.arn, material_id
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import UTC
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -11,30 +12,53 @@ from sqlalchemy import Connection, select
 from sealbox.audit.model import AuditEvent
 from sealbox.storage.tables import audit_events
 
+_COLUMNS = (
+    "event_id", "event_time", "account_id", "region", "event_source", "event_name",
+    "access_key_id", "principal_arn", "resource_arn", "error_code", "read_only", "record",
+)  # fmt: skip
+
 
 def insert_events(conn: Connection, events: Sequence[AuditEvent]) -> None:
+    """Append events with one driver-level executemany.
+
+    This runs for every API call, so it bypasses SQLAlchemy's per-row bind
+    processing; values are converted here exactly as the column types would store
+    them (SQLite: naive UTC text timestamps and 0/1 booleans).
+    """
     if not events:
         return
-    conn.execute(
-        audit_events.insert(),
-        [
-            {
-                "event_id": e.event_id,
-                "event_time": e.event_time,
-                "account_id": e.account_id,
-                "region": e.region,
-                "event_source": e.event_source,
-                "event_name": e.event_name,
-                "access_key_id": e.access_key_id,
-                "principal_arn": e.principal_arn,
-                "resource_arn": e.resource_arn,
-                "error_code": e.error_code,
-                "read_only": e.read_only,
-                "record": json.dumps(e.record, separators=(",", ":")),
-            }
-            for e in events
-        ],
-    )
+    sqlite = conn.dialect.name == "sqlite"
+    sql = _INSERT_SQLITE if sqlite else _INSERT_PYFORMAT
+    rows = []
+    for e in events:
+        when = e.event_time.astimezone(UTC)
+        rows.append(
+            (
+                e.event_id,
+                when.replace(tzinfo=None).strftime(_SQLITE_TIME) if sqlite else when,
+                e.account_id,
+                e.region,
+                e.event_source,
+                e.event_name,
+                e.access_key_id,
+                e.principal_arn,
+                e.resource_arn,
+                e.error_code,
+                int(e.read_only) if sqlite else e.read_only,
+                json.dumps(e.record, separators=(",", ":")),
+            )
+        )
+    conn.exec_driver_sql(sql, rows)
+
+
+# Built from the constant column list only (no caller input reaches the SQL text).
+_INSERT_SQLITE = "INSERT INTO audit_events ({}) VALUES ({})".format(  # noqa: S608
+    ", ".join(_COLUMNS), ", ".join("?" * len(_COLUMNS))
+)
+_INSERT_PYFORMAT = _INSERT_SQLITE.replace("?", "%s")
+
+# SQLAlchemy's storage format for DateTime on SQLite.
+_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 
 
 def latest_records(conn: Connection, account_id: str, limit: int = 50) -> list[dict[str, Any]]:

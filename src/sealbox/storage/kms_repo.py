@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, and_, delete, select, update
 
 from sealbox.kms.model import Alias, Key, KeyManager, KeyState, KeyVersion
+from sealbox.storage.db import Database
 from sealbox.storage.tables import (
     kms_aliases,
     kms_deleted_keys,
@@ -74,6 +75,25 @@ def insert_key(conn: Connection, key: Key) -> None:
             **_key_values(key),
         )
     )
+
+
+def key_row_version(db: Database, account_id: str, region: str, key_id: str) -> int | None:
+    """The key's row_version (hot path: validates a cached Key), or None if absent."""
+    row = db.fast_row(
+        "SELECT row_version FROM kms_keys WHERE account_id = ? AND region = ? AND key_id = ?",
+        (account_id, region, key_id),
+    )
+    return None if row is None else int(row[0])
+
+
+def alias_target(db: Database, account_id: str, region: str, alias_name: str) -> str | None:
+    """The key id an alias points at (hot path), or None."""
+    row = db.fast_row(
+        "SELECT target_key_id FROM kms_aliases "
+        "WHERE account_id = ? AND region = ? AND alias_name = ?",
+        (account_id, region, alias_name),
+    )
+    return None if row is None else str(row[0])
 
 
 def get_key(conn: Connection, account_id: str, region: str, key_id: str) -> Key | None:
