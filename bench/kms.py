@@ -73,6 +73,7 @@ class Target:
     plaintexts: list[bytes] = field(default_factory=list)
     ciphertexts: list[bytes] = field(default_factory=list)
     sanity: str = "not run"
+    skip: dict[str, str] = field(default_factory=dict)  # op -> why it is not run
     _clients: list[Any] = field(default_factory=list)
 
     def client(self) -> Any:
@@ -101,35 +102,53 @@ class Target:
 
 
 def prepare(target: Target, pool: int) -> None:
-    """Create the key, check that the three operations work, and make Decrypt's ciphertexts."""
+    """Create the key, check that the three operations work, and make Decrypt's ciphertexts.
+
+    A failing check is recorded in ``target.sanity`` (the load itself then shows the
+    errors); if the ciphertexts for Decrypt cannot be made, Decrypt is skipped.
+    """
     kms = target.clients(1)[0]
-    target.key_id = kms.create_key(Description="sealbox-bench")["KeyMetadata"]["KeyId"]
+    try:
+        target.key_id = kms.create_key(Description="sealbox-bench")["KeyMetadata"]["KeyId"]
+    except Exception as exc:
+        raise SystemExit(f"{target.server.name}: CreateKey failed: {exc}") from exc
     run_id = secrets.token_hex(4)
     target.contexts = [{"purpose": "bench", "run": run_id, "n": str(i)} for i in range(pool)]
     target.plaintexts = [os.urandom(32) for _ in range(pool)]
     problems: list[str] = []
-    gdk = kms.generate_data_key(
-        KeyId=target.key_id, KeySpec="AES_256", EncryptionContext=target.contexts[0]
-    )
-    if len(gdk.get("Plaintext", b"")) != 32:
-        problems.append("GenerateDataKey plaintext is not 32 bytes")
-    back = kms.decrypt(CiphertextBlob=gdk["CiphertextBlob"], EncryptionContext=target.contexts[0])
-    if back.get("Plaintext") != gdk.get("Plaintext"):
-        problems.append("Decrypt of a data key does not give the data key back")
-    target.ciphertexts = [
-        kms.encrypt(KeyId=target.key_id, Plaintext=pt, EncryptionContext=ctx)["CiphertextBlob"]
-        for pt, ctx in zip(target.plaintexts, target.contexts, strict=True)
-    ]
-    back = kms.decrypt(CiphertextBlob=target.ciphertexts[1], EncryptionContext=target.contexts[1])
-    if back.get("Plaintext") != target.plaintexts[1]:
-        problems.append("Encrypt/Decrypt round trip failed")
-    try:
-        kms.decrypt(CiphertextBlob=target.ciphertexts[1], EncryptionContext=target.contexts[2])
-        problems.append("Decrypt accepted a wrong encryption context")
-    except kms.exceptions.InvalidCiphertextException:
-        pass
-    except Exception as exc:
-        problems.append(f"wrong-context Decrypt raised {type(exc).__name__}")
+    ctx = target.contexts
+
+    def gdk_round_trip() -> None:
+        gdk = kms.generate_data_key(
+            KeyId=target.key_id, KeySpec="AES_256", EncryptionContext=ctx[0]
+        )
+        if len(gdk.get("Plaintext", b"")) != 32:
+            problems.append("GenerateDataKey plaintext is not 32 bytes")
+        back = kms.decrypt(CiphertextBlob=gdk["CiphertextBlob"], EncryptionContext=ctx[0])
+        if back.get("Plaintext") != gdk.get("Plaintext"):
+            problems.append("Decrypt of a data key does not give the data key back")
+
+    def make_ciphertexts() -> None:
+        target.ciphertexts = [
+            kms.encrypt(KeyId=target.key_id, Plaintext=pt, EncryptionContext=c)["CiphertextBlob"]
+            for pt, c in zip(target.plaintexts, ctx, strict=True)
+        ]
+        back = kms.decrypt(CiphertextBlob=target.ciphertexts[1], EncryptionContext=ctx[1])
+        if back.get("Plaintext") != target.plaintexts[1]:
+            problems.append("Encrypt/Decrypt round trip failed")
+        try:
+            kms.decrypt(CiphertextBlob=target.ciphertexts[1], EncryptionContext=ctx[2])
+            problems.append("Decrypt accepted a wrong encryption context")
+        except kms.exceptions.InvalidCiphertextException:
+            pass
+
+    for label, step in (("GenerateDataKey check", gdk_round_trip), ("Encrypt", make_ciphertexts)):
+        try:
+            step()
+        except Exception as exc:
+            problems.append(f"{label}: {type(exc).__name__}: {str(exc)[:200]}")
+    if len(target.ciphertexts) != pool:
+        target.skip["Decrypt"] = "could not make ciphertexts with Encrypt"
     target.sanity = "ok" if not problems else "; ".join(problems)
 
 
@@ -264,7 +283,7 @@ def format_table(title: str, cells: dict[tuple[str, int], dict[str, Any]]) -> st
             f"{_fmt(m['server_cores'], '.2f'):>11}{_fmt(m['client_cores'], '.2f'):>11}{err:>8}"
         )
     for (op, thr), m in cells.items():
-        for sample in m["error_samples"]:
+        for sample in list(dict.fromkeys(m["error_samples"]))[:2]:
             lines.append(f"  ! {op} x{thr}: {sample}")
     busy = [(m["other_cores_max"], op, thr) for (op, thr), m in cells.items()]
     worst = max(busy, default=(0.0, "", 0))
@@ -282,18 +301,17 @@ def compute_ratios(
     if "sealbox" not in results or "moto" not in results:
         return []
     out = []
-    for cell, s in results["sealbox"].items():
-        m = results["moto"].get(cell)
-        if m is None:
-            continue
-        ratio = s["ops_per_s"] / m["ops_per_s"] if s["ops_per_s"] and m["ops_per_s"] else None
+    sb, mo = results["sealbox"], results["moto"]
+    for cell in list(dict.fromkeys([*sb, *mo])):
+        s_ops = sb[cell]["ops_per_s"] if cell in sb else None
+        m_ops = mo[cell]["ops_per_s"] if cell in mo else None
         out.append(
             {
                 "op": cell[0],
                 "threads": cell[1],
-                "sealbox_ops_per_s": s["ops_per_s"],
-                "moto_ops_per_s": m["ops_per_s"],
-                "ratio": ratio,
+                "sealbox_ops_per_s": s_ops,
+                "moto_ops_per_s": m_ops,
+                "ratio": s_ops / m_ops if s_ops and m_ops else None,
             }
         )
     return out
@@ -303,6 +321,7 @@ def compute_checks(
     results: dict[str, dict[tuple[str, int], dict[str, Any]]],
     ratios: list[dict[str, Any]],
     threads: Sequence[int],
+    skipped: dict[str, str],
 ) -> list[dict[str, Any]]:
     checks: list[dict[str, Any]] = []
     sb = results.get("sealbox")
@@ -348,11 +367,16 @@ def compute_checks(
                 f"min {worst_r['ratio']:.2f}x ({worst_r['op']} x{worst_r['threads']})",
             )
         else:
-            add(f">= {TARGET_RATIO:g}x moto throughput (every cell)", False, "a cell had 0 ops")
+            add(
+                f">= {TARGET_RATIO:g}x moto throughput (every cell)",
+                False,
+                "a cell was skipped or had 0 ops",
+            )
     else:
         add(f">= {TARGET_RATIO:g}x moto throughput (every cell)", None, "moto not run")
 
     bad = [f"{op} x{thr}" for (op, thr), m in sb.items() if m["errors"]]
+    bad += [f"{op} skipped" for op in skipped]
     add("no errors (sealbox)", not bad, ", ".join(bad) if bad else "0 errors")
     return checks
 
@@ -582,6 +606,8 @@ def run(args: argparse.Namespace, work_dir: Path) -> tuple[dict[str, Any], str, 
             for op in args.ops:
                 for threads in args.threads:
                     for name, t in targets.items():  # interleaved: drift hits both alike
+                        if op in t.skip:
+                            continue
                         if args.wait_quiet > 0:
                             wait_quiet(args.wait_quiet)
                         cell = run_cell(t, op, threads, args)
@@ -592,12 +618,19 @@ def run(args: argparse.Namespace, work_dir: Path) -> tuple[dict[str, Any], str, 
                             f" ms errors={cell.errors}"
                         )
         elapsed = time.monotonic() - t0
+        for name, t in targets.items():
+            if any(c.errors for cells in raw[name].values() for c in cells):
+                tail = t.server.log_tail(20)
+                if tail:
+                    log(f"{name} had errors; last lines of its log:\n{tail}")
 
     results = {
         n: {cell: aggregate(runs) for cell, runs in cells.items()} for n, cells in raw.items()
     }
     ratios = compute_ratios(results)
-    checks = compute_checks(results, ratios, args.threads)
+    checks = compute_checks(
+        results, ratios, args.threads, targets["sealbox"].skip if "sealbox" in targets else {}
+    )
     client = "boto3" if args.client == "boto3" else f"lean/{args.lean_mode}/{args.lean_engine}"
 
     doc: dict[str, Any] = {
@@ -617,11 +650,12 @@ def run(args: argparse.Namespace, work_dir: Path) -> tuple[dict[str, Any], str, 
                 "url": targets[name].server.url,
                 "pid": targets[name].server.pid,
                 "sanity": targets[name].sanity,
+                "skipped": targets[name].skip,
                 "cells": [
                     {
                         "op": op,
                         "threads": thr,
-                        "median": {k: v for k, v in m.items()},
+                        "median": dict(m),
                         "runs": [c.summary() for c in raw[name][(op, thr)]],
                     }
                     for (op, thr), m in results[name].items()
@@ -639,8 +673,9 @@ def run(args: argparse.Namespace, work_dir: Path) -> tuple[dict[str, Any], str, 
         parts.append(
             format_table(
                 f"== {name} ({s.url}, pid {s.pid}; client {client}; "
-                f"median of {args.repeat} run(s), {args.duration:g} s/cell; "
-                f"sanity {targets[name].sanity}) ==",
+                f"median of {args.repeat} run(s), {args.duration:g} s/cell) ==\n"
+                f"sanity: {targets[name].sanity}"
+                + "".join(f"\nskipped {op}: {why}" for op, why in targets[name].skip.items()),
                 cells,
             )
         )
@@ -648,7 +683,7 @@ def run(args: argparse.Namespace, work_dir: Path) -> tuple[dict[str, Any], str, 
         lines = ["== throughput ratio sealbox/moto =="]
         for r in ratios:
             lines.append(
-                f"{r['op']:<16}x{r['threads']:<3} {_fmt(r['ratio'], '.2f')}x  "
+                f"{r['op']:<16}x{r['threads']:<3} {_fmt(r['ratio'], '.2f') + 'x':>7}  "
                 f"(sealbox {_fmt(r['sealbox_ops_per_s'], '.1f')} ops/s, "
                 f"moto {_fmt(r['moto_ops_per_s'], '.1f')} ops/s)"
             )

@@ -13,9 +13,9 @@ import shutil
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import click
-import uvicorn
 
 from sealbox.clock import SystemClock
 from sealbox.config import ConfigError, Settings
@@ -23,6 +23,7 @@ from sealbox.crypto.tls import write_self_signed
 from sealbox.iam.bootstrap import bootstrap
 from sealbox.iam.model import NewCredentials
 from sealbox.keystore.base import KeyStoreError
+from sealbox.server import workers
 from sealbox.server.runtime import open_keystore
 from sealbox.storage.db import Database
 
@@ -121,18 +122,18 @@ def run(settings: Settings) -> None:
         f"({settings.workers} workers, data in {settings.data_dir})",
         err=True,
     )
-    uvicorn.run(
-        "sealbox.server.app:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        http="httptools",
-        loop="uvloop",
-        access_log=False,
-        log_level=settings.log_level,
-        server_header=False,
-        proxy_headers=False,  # no trusted proxy by default: the peer address is the client
-        timeout_keep_alive=60,
-        **tls,  # type: ignore[arg-type]
-    )
+    options: dict[str, Any] = {
+        "http": "httptools",
+        "loop": "uvloop",
+        "access_log": False,
+        "log_level": settings.log_level,
+        "server_header": False,
+        "proxy_headers": False,  # no trusted proxy by default: the peer is the client
+        "timeout_keep_alive": 60,
+        **tls,
+    }
+    try:
+        sys.exit(workers.run(settings.workers, settings.host, settings.port, options))
+    except OSError as exc:
+        click.echo(f"sealbox: cannot listen on {settings.host}:{settings.port}: {exc}", err=True)
+        sys.exit(2)

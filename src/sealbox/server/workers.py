@@ -1,0 +1,96 @@
+"""Run N uvicorn workers, each on its own SO_REUSEPORT socket.
+
+uvicorn's own multi-worker mode shares one listening socket, and whichever worker is
+awake accepts most connections: under keep-alive load one worker did four times the
+work of the other. With a socket per worker the kernel spreads connections across
+them. The supervisor restarts a worker that dies and stops all of them on SIGINT or
+SIGTERM.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import socket
+import time
+from multiprocessing.process import BaseProcess
+from types import FrameType
+from typing import Any
+
+import uvicorn
+
+log = logging.getLogger("sealbox")
+
+APP = "sealbox.server.app:create_app"
+_STARTUP_GRACE_SECONDS = 10.0
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _serve(host: str, port: int, options: dict[str, Any]) -> None:
+    """One worker process: its own socket, one uvicorn server."""
+    sock = _bind(host, port)
+    config = uvicorn.Config(APP, factory=True, host=host, port=port, **options)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail fast, before any worker starts, if something else holds the port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+
+
+def run(workers: int, host: str, port: int, options: dict[str, Any]) -> int:
+    """Supervise the workers until asked to stop; returns the exit status."""
+    if workers == 1:
+        uvicorn.run(APP, factory=True, host=host, port=port, **options)
+        return 0
+    check_port_free(host, port)
+    ctx = multiprocessing.get_context("spawn")
+    stopping = False
+
+    def start() -> BaseProcess:
+        proc = ctx.Process(target=_serve, args=(host, port, options), name="sealbox-worker")
+        proc.start()
+        return proc
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    started = time.monotonic()
+    procs = [start() for _ in range(workers)]
+    status = 0
+    while not stopping:
+        time.sleep(0.2)
+        for i, proc in enumerate(procs):
+            if proc.is_alive() or stopping:
+                continue
+            if time.monotonic() - started < _STARTUP_GRACE_SECONDS:
+                log.error("a worker failed to start (exit %s); stopping", proc.exitcode)
+                stopping, status = True, 1
+                break
+            log.warning("worker %s exited (%s); restarting it", proc.pid, proc.exitcode)
+            procs[i] = start()
+    for proc in procs:
+        if proc.is_alive() and proc.pid is not None:
+            proc.terminate()  # SIGTERM: uvicorn finishes in-flight requests
+    for proc in procs:
+        proc.join(timeout=30)
+        if proc.is_alive():
+            proc.kill()
+    return status
