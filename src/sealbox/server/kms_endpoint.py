@@ -74,7 +74,7 @@ class KmsEndpoint:
                     None, handler, self._rt.kms, call, params
                 )
             if not call.audited:
-                await asyncio.wrap_future(self._rt.audit.submit(call))
+                await self._rt.audit.submit(call)
             status, headers, payload = (
                 200,
                 _JSON_HEADERS,
@@ -98,7 +98,7 @@ class KmsEndpoint:
         if call is None:
             return  # the request never parsed: nothing was attempted on any key
         try:
-            await asyncio.wrap_future(self._rt.audit.submit(call, code, message))
+            await self._rt.audit.submit(call, code, message)
         except Exception:
             log.exception("could not record the failure of request %s", call.request_id)
 
