@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sealbox.call import Call
+from sealbox.crypto import unique_id
 
 EVENT_VERSION = "1.11"
 
@@ -55,7 +55,7 @@ def build_event(
         identity["userName"] = p.user_name
     if call.invoked_by:
         identity["invokedBy"] = call.invoked_by
-    event_id = str(uuid.uuid4())
+    event_id = unique_id()
     record: dict[str, Any] = {
         "eventVersion": EVENT_VERSION,
         "userIdentity": identity,

@@ -67,7 +67,7 @@ class AuditRecorder:
         batch, self._pending = self._pending, []
         events = [event for event, _ in batch]
         try:
-            self._db.write(lambda conn: audit_repo.insert_events(conn, events))
+            audit_repo.commit_events(self._db, events)
         except Exception as exc:
             log.exception("audit batch of %d events could not be committed", len(events))
             for _, future in batch:

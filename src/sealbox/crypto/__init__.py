@@ -9,7 +9,7 @@ from sealbox.crypto.aead import KEY_BYTES, open_, seal
 from sealbox.crypto.blob import BlobHeader, open_blob, read_header, seal_blob
 from sealbox.crypto.context import canonical_context
 from sealbox.crypto.errors import InvalidCiphertext
-from sealbox.crypto.random import random_bytes, random_digits, random_token
+from sealbox.crypto.random import random_bytes, random_digits, random_token, unique_id
 
 
 def new_key_material() -> bytes:
@@ -31,4 +31,5 @@ __all__ = [
     "read_header",
     "seal",
     "seal_blob",
+    "unique_id",
 ]

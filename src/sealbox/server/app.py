@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 
 from sealbox.auth import sigv4
 from sealbox.auth.errors import IncompleteSignature, MissingAuthenticationToken, UnknownAccessKey
+from sealbox.crypto import unique_id
 from sealbox.errors import AwsError, ClientError, InternalFailure, UnknownOperationError
 from sealbox.protocols.codec import json11
 from sealbox.server.http import (
@@ -107,7 +107,7 @@ class SealboxApp:
         if path.startswith("/_sealbox/"):
             await self._internal(path, send)
             return
-        request_id = str(uuid.uuid4())
+        request_id = unique_id()
         try:
             status, headers, body = await self._api(scope, receive, request_id)
         except AwsError as err:

@@ -21,7 +21,7 @@ from sealbox.protocols import kms as kms_protocol
 from sealbox.protocols.codec import json11, models
 from sealbox.protocols.codec.redact import audit_parameters
 from sealbox.server.http import Headers
-from sealbox.server.metrics import LATENCY, REQUESTS
+from sealbox.server.metrics import observe_request
 from sealbox.server.runtime import Runtime
 
 log = logging.getLogger("sealbox.kms")
@@ -90,8 +90,7 @@ class KmsEndpoint:
             internal = KmsInternalError("An internal error occurred; see the server log.")
             await self._audit_failure(call, internal.code, internal.message)
             status, headers, payload = json11.render_error(internal, request_id)
-        REQUESTS.labels("kms", name, outcome).inc()
-        LATENCY.labels("kms", name).observe(time.perf_counter() - started)
+        observe_request("kms", name, outcome, time.perf_counter() - started)
         return status, headers, payload
 
     async def _audit_failure(self, call: Call | None, code: str, message: str) -> None:

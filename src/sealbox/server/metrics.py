@@ -7,6 +7,7 @@ workers start, so every worker's counters land in one view.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -39,6 +40,23 @@ INTERNAL_KMS = Counter(
 for _operation in ("GenerateDataKey", "Decrypt", "EnsureAwsManagedKey"):
     for _service in ("s3", "ebs"):
         INTERNAL_KMS.labels(_operation, _service)
+
+
+_request_children: dict[tuple[str, str, str], Any] = {}
+_latency_children: dict[tuple[str, str], Any] = {}
+
+
+def observe_request(service: str, operation: str, outcome: str, seconds: float) -> None:
+    """Count one API request and its latency (label children cached: hot path)."""
+    key = (service, operation, outcome)
+    counter = _request_children.get(key)
+    if counter is None:
+        counter = _request_children[key] = REQUESTS.labels(service, operation, outcome)
+    counter.inc()
+    histogram = _latency_children.get(key[:2])
+    if histogram is None:
+        histogram = _latency_children[key[:2]] = LATENCY.labels(service, operation)
+    histogram.observe(seconds)
 
 
 def count_internal_kms(operation: str, caller_service: str) -> None:

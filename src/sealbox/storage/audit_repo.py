@@ -7,9 +7,11 @@ from collections.abc import Sequence
 from datetime import UTC
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, select
 
 from sealbox.audit.model import AuditEvent
+from sealbox.storage.db import Database
 from sealbox.storage.tables import audit_events
 
 _COLUMNS = (
@@ -18,17 +20,8 @@ _COLUMNS = (
 )  # fmt: skip
 
 
-def insert_events(conn: Connection, events: Sequence[AuditEvent]) -> None:
-    """Append events with one driver-level executemany.
-
-    This runs for every API call, so it bypasses SQLAlchemy's per-row bind
-    processing; values are converted here exactly as the column types would store
-    them (SQLite: naive UTC text timestamps and 0/1 booleans).
-    """
-    if not events:
-        return
-    sqlite = conn.dialect.name == "sqlite"
-    sql = _INSERT_SQLITE if sqlite else _INSERT_PYFORMAT
+def _rows(events: Sequence[AuditEvent], sqlite: bool) -> list[tuple[Any, ...]]:
+    """Values converted exactly as the column types would store them."""
     rows = []
     for e in events:
         when = e.event_time.astimezone(UTC)
@@ -45,10 +38,27 @@ def insert_events(conn: Connection, events: Sequence[AuditEvent]) -> None:
                 e.resource_arn,
                 e.error_code,
                 int(e.read_only) if sqlite else e.read_only,
-                json.dumps(e.record, separators=(",", ":")),
+                orjson.dumps(e.record).decode(),
             )
         )
-    conn.exec_driver_sql(sql, rows)
+    return rows
+
+
+def insert_events(conn: Connection, events: Sequence[AuditEvent]) -> None:
+    """Append events inside the caller's transaction (one driver executemany)."""
+    if events:
+        sqlite = conn.dialect.name == "sqlite"
+        conn.exec_driver_sql(_INSERT_SQLITE if sqlite else _INSERT_PYFORMAT, _rows(events, sqlite))
+
+
+def commit_events(db: Database, events: Sequence[AuditEvent]) -> None:
+    """Append events in a durable transaction of their own: the group-commit path.
+
+    This runs for every API call that changes no state, so it bypasses SQLAlchemy's
+    per-call bookkeeping and bind processing.
+    """
+    if events:
+        db.fast_executemany(_INSERT_SQLITE, _rows(events, db.is_sqlite))
 
 
 # Built from the constant column list only (no caller input reaches the SQL text).
