@@ -39,6 +39,18 @@ def _resource(arn: str) -> dict[str, str]:
     return {"accountId": account, "type": _RESOURCE_TYPES.get(service, service), "ARN": arn}
 
 
+_last_time: tuple[int, str] = (0, "")
+
+
+def _event_time(when: datetime) -> str:
+    """CloudTrail's second-resolution time; formatted once per second (hot path)."""
+    global _last_time
+    second = int(when.timestamp())
+    if _last_time[0] != second:
+        _last_time = (second, when.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return _last_time[1]
+
+
 def build_event(
     call: Call, when: datetime, error_code: str | None = None, error_message: str | None = None
 ) -> AuditEvent:
@@ -59,7 +71,7 @@ def build_event(
     record: dict[str, Any] = {
         "eventVersion": EVENT_VERSION,
         "userIdentity": identity,
-        "eventTime": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "eventTime": _event_time(when),
         "eventSource": call.event_source,
         "eventName": call.event_name,
         "awsRegion": call.region,
