@@ -165,3 +165,72 @@ def test_health_and_metrics(server: ServerProcess, kms: object) -> None:
     assert 'sealbox_requests_total{operation="Encrypt",outcome="ok",service="kms"}' in text
     assert "sealbox_request_duration_seconds_bucket" in text
     assert "sealbox_kms_internal_operations_total" in text
+
+
+def test_every_call_is_audited_without_secrets(make_server: ServerFactory) -> None:
+    import json
+    import sqlite3
+
+    import requests
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    from tests.support.server import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
+
+    srv = make_server()
+    kms = srv.client()
+    key = kms.create_key()["KeyMetadata"]
+    secret = b"AUDIT-CANARY-" + random_bytes(8).hex().encode()
+    blob = kms.encrypt(KeyId=key["KeyId"], Plaintext=secret, EncryptionContext={"app": "a"})
+    data_key = kms.generate_data_key(KeyId=key["KeyId"], KeySpec="AES_256")["Plaintext"]
+    with pytest.raises(ClientError):
+        kms.decrypt(CiphertextBlob=blob["CiphertextBlob"])  # missing context
+    # A signed request whose body is not JSON is still an audited call.
+    req = AWSRequest(
+        method="POST",
+        url=srv.url + "/",
+        data=b"{not json",
+        headers={
+            "X-Amz-Target": "TrentService.Encrypt",
+            "Content-Type": "application/x-amz-json-1.1",
+        },
+    )
+    SigV4Auth(Credentials(ACCESS_KEY_ID, SECRET_ACCESS_KEY), "kms", REGION).add_auth(req)
+    resp = requests.post(req.url, data=req.body, headers=dict(req.headers), timeout=10)
+    assert resp.status_code == 400
+    srv.stop()
+
+    db = sqlite3.connect(srv.data_dir / "sealbox.db")
+    rows = db.execute("SELECT record FROM audit_events ORDER BY seq").fetchall()
+    db.close()
+    records = [json.loads(r[0]) for r in rows]
+    names = [(r["eventName"], r.get("errorCode")) for r in records]
+    assert names == [
+        ("CreateKey", None),
+        ("Encrypt", None),
+        ("GenerateDataKey", None),
+        ("Decrypt", "InvalidCiphertextException"),
+        ("Encrypt", "SerializationException"),
+    ]
+    encrypt = records[1]
+    assert encrypt["eventSource"] == "kms.amazonaws.com"
+    assert encrypt["awsRegion"] == REGION
+    assert encrypt["sourceIPAddress"] == "127.0.0.1"
+    assert "Boto3" in encrypt["userAgent"] or "Botocore" in encrypt["userAgent"]
+    assert encrypt["userIdentity"]["accessKeyId"] == ACCESS_KEY_ID
+    assert encrypt["userIdentity"]["type"] == "Root"
+    assert encrypt["requestParameters"] == {
+        "keyId": key["KeyId"],
+        "encryptionContext": {"app": "a"},
+    }
+    assert encrypt["resources"][0]["ARN"] == key["Arn"]
+    everything = json.dumps(records).encode()
+    for forbidden in (secret, base64_of(secret), base64_of(data_key), SECRET_ACCESS_KEY.encode()):
+        assert forbidden not in everything
+
+
+def base64_of(data: bytes) -> bytes:
+    import base64
+
+    return base64.b64encode(data)

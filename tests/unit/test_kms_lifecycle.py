@@ -114,3 +114,21 @@ def test_aws_managed_key_is_created_once(rt: Runtime) -> None:
     assert first.key_manager.value == "AWS"
     desc = rt.kms.describe_key(root_call("DescribeKey"), "alias/aws/s3")
     assert desc.key.key_id == first.key_id
+
+
+def test_key_material_never_lies_in_the_data_dir_unwrapped(rt: Runtime, tmp_path: Path) -> None:
+    key_id = new_key(rt)
+    rt.kms.rotate_key_on_demand(root_call("RotateKeyOnDemand"), key_id)
+    rt.kms.encrypt(root_call("Encrypt"), key_id, b"x")
+    key = rt.kms.describe_key(root_call("DescribeKey"), key_id).key
+    with rt.db.read() as conn:
+        materials = list(rt.kms._materials_for(conn, key).values())
+    assert len(materials) == 2
+    rt.close()
+    files = [p for p in (tmp_path / "data").rglob("*") if p.is_file()]
+    assert files
+    for path in files:
+        content = path.read_bytes()
+        for material in materials:
+            assert material.secret not in content, f"key material in {path}"
+            assert material.secret.hex().encode() not in content

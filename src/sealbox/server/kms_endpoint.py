@@ -49,21 +49,21 @@ class KmsEndpoint:
     ) -> tuple[int, Headers, bytes]:
         started = time.perf_counter()
         name: str = operation.name
-        call: Call | None = None
+        # Built before the body is parsed, so a malformed call is audited too.
+        call = Call(
+            principal=principal,
+            region=signed.region,
+            event_source=kms_protocol.EVENT_SOURCE,
+            event_name=name,
+            request_id=request_id,
+            source_ip=source_ip,
+            user_agent=user_agent,
+            read_only=name in kms_protocol.READ_ONLY,
+        )
         outcome = "ok"
         try:
             params = json11.parse_request(operation, body)
-            call = Call(
-                principal=principal,
-                region=signed.region,
-                event_source=kms_protocol.EVENT_SOURCE,
-                event_name=name,
-                request_id=request_id,
-                source_ip=source_ip,
-                user_agent=user_agent,
-                request_parameters=audit_parameters(operation, params),
-                read_only=name in kms_protocol.READ_ONLY,
-            )
+            call.request_parameters = audit_parameters(operation, params)
             handler = kms_protocol.OPERATIONS.get(name)
             if handler is None:
                 raise _NotImplemented(f"{name} is not supported by this server yet.")
@@ -93,9 +93,7 @@ class KmsEndpoint:
         observe_request("kms", name, outcome, time.perf_counter() - started)
         return status, headers, payload
 
-    async def _audit_failure(self, call: Call | None, code: str, message: str) -> None:
-        if call is None:
-            return  # the request never parsed: nothing was attempted on any key
+    async def _audit_failure(self, call: Call, code: str, message: str) -> None:
         try:
             await self._rt.audit.submit(call, code, message)
         except Exception:
