@@ -24,7 +24,7 @@ from sealbox.iam.bootstrap import bootstrap
 from sealbox.iam.model import NewCredentials
 from sealbox.keystore.base import KeyStoreError
 from sealbox.server import workers
-from sealbox.server.runtime import open_keystore
+from sealbox.server.runtime import Runtime, open_keystore
 from sealbox.storage.db import Database
 
 log = logging.getLogger("sealbox")
@@ -81,6 +81,13 @@ def prepare(settings: Settings) -> None:
             f"  aws_secret_access_key = {creds.secret_access_key}",
             err=True,
         )
+    # Deletion windows that ended and rotations that fell due while the server was
+    # down are acted on before any worker serves a request.
+    runtime = Runtime.build(settings)
+    try:
+        runtime.run_scheduled_work()
+    finally:
+        runtime.close()
     if settings.tls_self_signed:
         cert, key = settings.data_dir / "tls-cert.pem", settings.data_dir / "tls-key.pem"
         if not cert.exists() or not key.exists():
