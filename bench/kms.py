@@ -101,15 +101,22 @@ class Target:
         return self._clients[:n]
 
 
-def prepare(target: Target, pool: int) -> None:
+def prepare(target: Target, pool: int, create: Callable[[Any], str] | None = None) -> None:
     """Create the key, check that the three operations work, and make Decrypt's ciphertexts.
+
+    ``create`` (given a boto3 KMS client, returns a key id) replaces the default CreateKey,
+    e.g. to benchmark a key with a realistic policy.
 
     A failing check is recorded in ``target.sanity`` (the load itself then shows the
     errors); if the ciphertexts for Decrypt cannot be made, Decrypt is skipped.
     """
     kms = target.clients(1)[0]
     try:
-        target.key_id = kms.create_key(Description="sealbox-bench")["KeyMetadata"]["KeyId"]
+        target.key_id = (
+            create(kms)
+            if create is not None
+            else kms.create_key(Description="sealbox-bench")["KeyMetadata"]["KeyId"]
+        )
     except Exception as exc:
         raise SystemExit(f"{target.server.name}: CreateKey failed: {exc}") from exc
     run_id = secrets.token_hex(4)

@@ -53,3 +53,7 @@ def iam_arn(account: str, resource: str) -> str:
 
 def account_root_arn(account: str) -> str:
     return iam_arn(account, "root")
+
+
+def sts_session_arn(account: str, role_name: str, session_name: str) -> str:
+    return str(Arn("sts", "", account, f"assumed-role/{role_name}/{session_name}"))

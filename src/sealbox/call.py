@@ -23,6 +23,8 @@ class Call:
     # Request parameters with secrets already removed (plaintexts, blobs, keys).
     request_parameters: dict[str, Any] | None = None
     read_only: bool = False
+    # The request arrived over TLS (aws:SecureTransport).
+    secure_transport: bool = False
     # Set when one service calls another on a caller's behalf ("s3.amazonaws.com").
     invoked_by: str | None = None
     # Filled by the service for the audit record.

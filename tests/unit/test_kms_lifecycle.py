@@ -37,10 +37,10 @@ def test_automatic_rotation_adds_a_version_when_due(rt: Runtime, clock: ManualCl
     rt.kms.enable_key_rotation(root_call("EnableKeyRotation"), key_id, 90)
 
     clock.advance(timedelta(days=89))
-    assert rt.kms.run_due_work(rt.system_call) == (0, 0)
+    assert rt.kms_scheduler.run_due_work(rt.system_call) == (0, 0)
     clock.advance(timedelta(days=1, seconds=1))
-    assert rt.kms.run_due_work(rt.system_call) == (0, 1)
-    assert rt.kms.run_due_work(rt.system_call) == (0, 0)  # idempotent
+    assert rt.kms_scheduler.run_due_work(rt.system_call) == (0, 1)
+    assert rt.kms_scheduler.run_due_work(rt.system_call) == (0, 0)  # idempotent
 
     status = rt.kms.get_key_rotation_status(root_call("GetKeyRotationStatus"), key_id)
     assert status.next_rotation_date == clock.now() + timedelta(days=90)
@@ -57,9 +57,9 @@ def test_disabled_keys_do_not_rotate(rt: Runtime, clock: ManualClock) -> None:
     rt.kms.enable_key_rotation(root_call("EnableKeyRotation"), key_id, 90)
     rt.kms.disable_key(root_call("DisableKey"), key_id)
     clock.advance(timedelta(days=91))
-    assert rt.kms.run_due_work(rt.system_call) == (0, 0)
+    assert rt.kms_scheduler.run_due_work(rt.system_call) == (0, 0)
     rt.kms.enable_key(root_call("EnableKey"), key_id)
-    assert rt.kms.run_due_work(rt.system_call) == (0, 1)
+    assert rt.kms_scheduler.run_due_work(rt.system_call) == (0, 1)
 
 
 def test_deletion_window_ends_with_crypto_shredding(rt: Runtime, clock: ManualClock) -> None:
@@ -72,12 +72,12 @@ def test_deletion_window_ends_with_crypto_shredding(rt: Runtime, clock: ManualCl
         rt.kms.decrypt(root_call("Decrypt"), blob)
 
     clock.advance(timedelta(days=7) - timedelta(seconds=1))
-    assert rt.kms.run_due_work(rt.system_call) == (0, 0)
+    assert rt.kms_scheduler.run_due_work(rt.system_call) == (0, 0)
     assert rt.kms.describe_key(root_call("DescribeKey"), key_id).key.key_state.value == (
         "PendingDeletion"
     )
     clock.advance(timedelta(seconds=1))
-    assert rt.kms.run_due_work(rt.system_call) == (1, 0)
+    assert rt.kms_scheduler.run_due_work(rt.system_call) == (1, 0)
 
     with pytest.raises(NotFoundError):
         rt.kms.describe_key(root_call("DescribeKey"), key_id)
@@ -96,7 +96,7 @@ def test_cancelled_deletion_keeps_the_key_disabled(rt: Runtime, clock: ManualClo
     rt.kms.schedule_key_deletion(root_call("ScheduleKeyDeletion"), key_id, 7)
     rt.kms.cancel_key_deletion(root_call("CancelKeyDeletion"), key_id)
     clock.advance(timedelta(days=31))
-    assert rt.kms.run_due_work(rt.system_call) == (0, 0)
+    assert rt.kms_scheduler.run_due_work(rt.system_call) == (0, 0)
     key = rt.kms.describe_key(root_call("DescribeKey"), key_id).key
     assert key.key_state.value == "Disabled" and key.deletion_date is None
 
@@ -122,7 +122,7 @@ def test_key_material_never_lies_in_the_data_dir_unwrapped(rt: Runtime, tmp_path
     rt.kms.encrypt(root_call("Encrypt"), key_id, b"x")
     key = rt.kms.describe_key(root_call("DescribeKey"), key_id).key
     with rt.db.read() as conn:
-        materials = list(rt.kms._materials_for(conn, key).values())
+        materials = list(rt.kms.keyring.load_view(conn, key).materials.values())
     assert len(materials) == 2
     rt.close()
     files = [p for p in (tmp_path / "data").rglob("*") if p.is_file()]

@@ -74,3 +74,14 @@ class MissingAuthenticationToken(ClientError):
 
     def __init__(self, message: str = "Request is missing Authentication Token") -> None:
         super().__init__(message)
+
+
+class SessionExpired(ClientError):
+    """Temporary credentials past their expiration (JSON services' code; Query: ExpiredToken)."""
+
+    code = "ExpiredTokenException"
+
+    def __init__(
+        self, message: str = "The security token included in the request is expired"
+    ) -> None:
+        super().__init__(message)

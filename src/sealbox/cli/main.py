@@ -96,3 +96,12 @@ def serve(
         settings = dataclasses.replace(settings, workers=workers)
     settings = dataclasses.replace(settings, **env_overrides())  # type: ignore[arg-type]
     run(settings)
+
+
+def _register() -> None:
+    from sealbox.cli.account import account
+
+    main.add_command(account)
+
+
+_register()

@@ -16,7 +16,9 @@ from sealbox.storage import iam_repo
 from sealbox.storage.db import Database
 
 DEFAULT_ACCOUNT_NAME = "default"
-ROOT_USER_NAME = "root"
+# The row that holds the account root's credentials. Not a valid IAM user name, so no
+# CreateUser can collide with it; IAM's user operations never show it.
+ROOT_USER_NAME = "<root>"
 _KEY_ALPHABET = string.ascii_uppercase + string.digits
 _SECRET_ALPHABET = string.ascii_letters + string.digits + "+/"
 
@@ -49,16 +51,7 @@ def bootstrap(
         now = clock.now()
         if existing is None:
             account = account_id or crypto.random_digits(12)
-            iam_repo.insert_account(conn, account, DEFAULT_ACCOUNT_NAME, now)
-            iam_repo.insert_user(
-                conn,
-                account,
-                ROOT_USER_NAME,
-                "R" + crypto.random_token(_KEY_ALPHABET, 20),
-                arns.account_root_arn(account),
-                True,
-                now,
-            )
+            insert_account_with_root(conn, account, DEFAULT_ACCOUNT_NAME, clock)
         else:
             account = existing
         if root_access_key_id and root_secret:
@@ -75,9 +68,30 @@ def bootstrap(
             return None
         if existing is not None:
             return None
-        key_id, secret = new_access_key_id(), new_secret_access_key()
-        wrapped = keystore.wrap(secret.encode(), secret_label(key_id))
-        iam_repo.insert_access_key(conn, key_id, account, ROOT_USER_NAME, wrapped, now)
-        return NewCredentials(account, key_id, secret)
+        return new_root_key(conn, keystore, account, clock)
 
     return db.write(work)
+
+
+def insert_account_with_root(conn: Connection, account: str, name: str, clock: Clock) -> None:
+    now = clock.now()
+    iam_repo.insert_account(conn, account, name, now)
+    iam_repo.insert_user(
+        conn,
+        account,
+        ROOT_USER_NAME,
+        "R" + crypto.random_token(_KEY_ALPHABET, 20),
+        arns.account_root_arn(account),
+        True,
+        now,
+    )
+
+
+def new_root_key(
+    conn: Connection, keystore: KeyStore, account: str, clock: Clock
+) -> NewCredentials:
+    """A fresh root access key; its secret is returned once and stored only wrapped."""
+    key_id, secret = new_access_key_id(), new_secret_access_key()
+    wrapped = keystore.wrap(secret.encode(), secret_label(key_id))
+    iam_repo.insert_access_key(conn, key_id, account, ROOT_USER_NAME, wrapped, clock.now())
+    return NewCredentials(account, key_id, secret)

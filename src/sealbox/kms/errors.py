@@ -75,3 +75,15 @@ class DryRunOperationError(ClientError):
 class KmsInternalError(AwsError):
     code = "KMSInternalException"
     http_status = 500
+
+
+class AccessDeniedError(ClientError):
+    code = "AccessDeniedException"
+
+
+class InvalidGrantTokenError(ClientError):
+    code = "InvalidGrantTokenException"
+
+
+class InvalidGrantIdError(ClientError):
+    code = "InvalidGrantIdException"

@@ -1,10 +1,9 @@
 """KmsService: one method per KMS operation. Plain Python in, dataclasses out.
 
 Every rule AWS applies — which identifiers an operation accepts, which key states
-allow it, limits and defaults — is decided here, not in the protocol adapter. Key
-material is unwrapped from the keystore only when needed and cached per process,
-keyed by the key row's row_version so a change made by another worker process
-(disable, rotate, delete) is seen on the next request.
+allow it, who may call it (key policy, IAM delegation, grants), limits and defaults —
+is decided here or in the modules it uses (keyring, access, grant_ops), never in the
+protocol adapter.
 """
 
 from __future__ import annotations
@@ -12,10 +11,9 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection
 
@@ -25,24 +23,27 @@ from sealbox.audit.recorder import AuditRecorder
 from sealbox.call import Call
 from sealbox.clock import Clock
 from sealbox.errors import ValidationError
+from sealbox.iam.authz import Authorizer
 from sealbox.keystore.base import KeyStore
 from sealbox.kms import keyspec
+from sealbox.kms.access import Context, KeyAccess
 from sealbox.kms.errors import (
     AlreadyExistsError,
     DisabledError,
     DryRunOperationError,
     IncorrectKeyError,
-    InvalidArnError,
     InvalidCiphertextError,
     InvalidKeyUsageError,
     InvalidMarkerError,
     InvalidStateError,
     LimitExceededError,
+    MalformedPolicyDocumentError,
     NotAuthorizedError,
     NotFoundError,
     TagError,
     UnsupportedOperationError,
 )
+from sealbox.kms.keyring import KeyRing, KeyView, material_label
 from sealbox.kms.model import Alias, Key, KeyManager, KeyState, KeyVersion
 from sealbox.kms.policy import (
     DEFAULT_POLICY_NAME,
@@ -67,29 +68,26 @@ from sealbox.kms.results import (
 from sealbox.storage import kms_repo
 from sealbox.storage.db import Database
 
+if TYPE_CHECKING:
+    from sealbox.kms.grant_ops import GrantService
+
 SYMMETRIC_DEFAULT = "SYMMETRIC_DEFAULT"
 DATA_KEY_SPECS = {"AES_256": 32, "AES_128": 16}
 MAX_ON_DEMAND_ROTATIONS = 10
 MAX_TAGS = 50
 RESERVED_ALIAS_PREFIX = "alias/aws/"
 _ALIAS_NAME = re.compile(r"alias/[a-zA-Z0-9/_-]+")
-_MATERIAL_CACHE_LIMIT = 10_000
 DRY_RUN_MESSAGE = "The request would have succeeded, but the DryRun option is set."
+LOCKOUT_MESSAGE = "The new key policy will not allow you to update the key policy in the future."
 
 InternalOpHook = Callable[[str, str], None]  # (operation, calling service)
 
 
-@dataclass(frozen=True, slots=True)
-class _Material:
-    secret: bytes = field(repr=False)
-    material_id: str
-
-
-def _encode_marker(value: str) -> str:
+def encode_marker(value: str) -> str:
     return base64.urlsafe_b64encode(value.encode()).decode()
 
 
-def _decode_marker(marker: str | None) -> str | None:
+def decode_marker(marker: str | None) -> str | None:
     if marker is None:
         return None
     try:
@@ -105,6 +103,7 @@ class KmsService:
         keystore: KeyStore,
         clock: Clock,
         audit: AuditRecorder,
+        authorizer: Authorizer,
         on_internal_op: InternalOpHook | None = None,
     ) -> None:
         self._db = db
@@ -112,98 +111,14 @@ class KmsService:
         self._clock = clock
         self._audit = audit
         self._on_internal_op = on_internal_op
-        # (account, region, key id) → (row_version, {version: (material, material id)})
-        self._materials: dict[tuple[str, str, str], tuple[int, dict[int, _Material]]] = {}
-        # (account, region, key id) → Key as of its row_version (read-only use).
-        self._keys: dict[tuple[str, str, str], Key] = {}
-        self._materials_lock = threading.Lock()
+        self.keyring = KeyRing(db, keystore)
+        self.access = KeyAccess(authorizer)
+        # Grant operations live in grant_ops.GrantService, which builds on this one.
+        from sealbox.kms.grant_ops import GrantService
 
-    # -- identifiers and state ------------------------------------------------
+        self.grant_service: GrantService = GrantService(self, db, clock)
 
-    def _resolve_key_id(
-        self, conn: Connection, call: Call, key_id: str, allow_alias: bool
-    ) -> tuple[str, str]:
-        """Map a key id, key ARN, alias name or alias ARN to (region, key id)."""
-        account, region = call.principal.account_id, call.region
-        if key_id.startswith("arn:"):
-            parsed = arns.parse_arn(key_id)
-            if parsed is None or parsed.service != "kms":
-                raise InvalidArnError(f"ARN {key_id} is not a valid KMS ARN.")
-            if parsed.account != account or parsed.region != region:
-                raise NotFoundError(f"Key '{key_id}' does not exist")
-            resource = parsed.resource
-            if resource.startswith("key/"):
-                return region, resource[4:]
-            if resource.startswith("alias/") and allow_alias:
-                return region, self._alias_target(conn, account, region, resource)
-            raise NotFoundError(f"Invalid keyId '{key_id}'")
-        if key_id.startswith("alias/"):
-            if not allow_alias:
-                raise NotFoundError(f"Invalid keyId '{key_id}'")
-            return region, self._alias_target(conn, account, region, key_id)
-        return region, key_id
-
-    def _alias_target(self, conn: Connection, account: str, region: str, name: str) -> str:
-        alias = kms_repo.get_alias(conn, account, region, name)
-        if alias is None:
-            raise NotFoundError(f"Alias '{arns.alias_arn(region, account, name)}' is not found.")
-        return alias.target_key_id
-
-    def _load(self, conn: Connection, call: Call, key_id: str, allow_alias: bool = False) -> Key:
-        region, resolved = self._resolve_key_id(conn, call, key_id, allow_alias)
-        account = call.principal.account_id
-        key = (
-            kms_repo.get_key(conn, account, region, resolved) if arns.is_key_id(resolved) else None
-        )
-        if key is None:
-            if not arns.is_key_id(resolved):
-                raise NotFoundError(f"Invalid keyId '{key_id}'")
-            raise NotFoundError(f"Key '{arns.key_arn(region, account, resolved)}' does not exist")
-        if key.arn not in call.resources:
-            call.resources.append(key.arn)
-        return key
-
-    def _crypto_key(self, call: Call, key_id: str) -> Key:
-        """The key a cryptographic operation names (id, ARN, alias or alias ARN).
-
-        Hot path: a cached Key is used only while its row_version still matches the
-        database, checked with one cheap lookup per request, so a change committed by
-        any worker process (disable, rotate, schedule deletion) is seen at once.
-        """
-        account, region = call.principal.account_id, call.region
-        resolved = key_id
-        if key_id.startswith("alias/") or key_id.startswith(
-            f"arn:aws:kms:{region}:{account}:alias/"
-        ):
-            name = key_id if key_id.startswith("alias/") else key_id.split(":", 5)[5]
-            target = kms_repo.alias_target(self._db, account, region, name)
-            resolved = target if target is not None else key_id
-        elif key_id.startswith(f"arn:aws:kms:{region}:{account}:key/"):
-            resolved = key_id.split(":", 5)[5][4:]
-        cache_key = (account, region, resolved)
-        cached = self._keys.get(cache_key)
-        if cached is not None and arns.is_key_id(resolved):
-            version = kms_repo.key_row_version(self._db, account, region, resolved)
-            if version == cached.row_version:
-                if cached.arn not in call.resources:
-                    call.resources.append(cached.arn)
-                return cached
-        with self._db.read() as conn:
-            key = self._load(conn, call, key_id, allow_alias=True)
-            self._materials_for(conn, key)
-        with self._materials_lock:
-            if len(self._keys) >= _MATERIAL_CACHE_LIMIT:
-                self._keys.clear()
-            self._keys[(key.account_id, key.region, key.key_id)] = key
-        return key
-
-    def _cached_materials(self, key: Key) -> dict[int, _Material]:
-        """Materials for a key _crypto_key returned (loads them if evicted meanwhile)."""
-        cached = self._materials.get((key.account_id, key.region, key.key_id))
-        if cached is not None and cached[0] == key.row_version:
-            return cached[1]
-        with self._db.read() as conn:
-            return self._materials_for(conn, key)
+    # -- state rules ---------------------------------------------------------------
 
     @staticmethod
     def _require_usable(key: Key) -> None:
@@ -241,10 +156,7 @@ class KmsService:
             )
         return algorithm
 
-    # -- key material ------------------------------------------------------------
-
-    def _material_label(self, key: Key, version: int) -> str:
-        return f"kms-key-material/v1/{key.account_id}/{key.key_id}/{version}"
+    # -- key material ------------------------------------------------------------------
 
     def _new_version(self, key: Key, version: int, rotation_type: str | None) -> KeyVersion:
         material = crypto.new_key_material()
@@ -253,38 +165,8 @@ class KmsService:
             material_id=crypto.random_bytes(32).hex(),
             created_at=self._clock.now(),
             rotation_type=rotation_type,
-            wrapped_material=self._keystore.wrap(material, self._material_label(key, version)),
+            wrapped_material=self._keystore.wrap(material, material_label(key, version)),
         )
-
-    def _materials_for(self, conn: Connection, key: Key) -> dict[int, _Material]:
-        cache_key = (key.account_id, key.region, key.key_id)
-        cached = self._materials.get(cache_key)
-        if cached is not None and cached[0] == key.row_version:
-            return cached[1]
-        materials = {
-            v.version: _Material(
-                self._keystore.unwrap(v.wrapped_material, self._material_label(key, v.version)),
-                v.material_id,
-            )
-            for v in kms_repo.get_versions(conn, key.account_id, key.region, key.key_id)
-        }
-        with self._materials_lock:
-            if len(self._materials) >= _MATERIAL_CACHE_LIMIT:
-                self._materials.clear()
-            self._materials[cache_key] = (key.row_version, materials)
-        return materials
-
-    def _forget_materials(self, key: Key) -> None:
-        with self._materials_lock:
-            self._materials.pop((key.account_id, key.region, key.key_id), None)
-
-    def _seal(
-        self, key: Key, plaintext: bytes, context: Mapping[str, str] | None
-    ) -> tuple[bytes, str]:
-        """Seal under the key's current material; returns the blob and the material id."""
-        material = self._cached_materials(key)[key.current_version]
-        header = crypto.BlobHeader(key.key_id, key.current_version)
-        return crypto.seal_blob(material.secret, header, plaintext, context), material.material_id
 
     def _open(
         self,
@@ -293,32 +175,50 @@ class KmsService:
         context: Mapping[str, str] | None,
         key_id: str | None,
         algorithm: str | None,
-    ) -> tuple[Key, bytes, str, str]:
-        """Decrypt a blob: (key, plaintext, algorithm, material id)."""
+        operation: str,
+        grant_operation: str | None = None,
+    ) -> tuple[KeyView, bytes, str, str]:
+        """Authorize and decrypt a blob: (view, plaintext, algorithm, material id)."""
         try:
             header, _ = crypto.read_header(blob)
         except crypto.InvalidCiphertext:
             raise InvalidCiphertextError("The ciphertext is not valid.") from None
-        if key_id is not None and self._crypto_key(call, key_id).key_id != header.key_id:
-            raise IncorrectKeyError(
-                "The key ID in the request does not identify a KMS key "
-                "that can perform this operation."
-            )
         if not arns.is_key_id(header.key_id):
             raise InvalidCiphertextError("The ciphertext is not valid.")
+        region = call.region
+        if key_id is not None:
+            account, _, wanted = self.keyring.resolve(None, call, key_id, allow_alias=True)
+            if wanted != header.key_id:
+                raise IncorrectKeyError(
+                    "The key ID in the request does not identify a KMS key "
+                    "that can perform this operation."
+                )
+        else:
+            # The blob names only the key id (unique): find its account, which may be
+            # another one for cross-account use.
+            account = call.principal.account_id
+            if kms_repo.key_row_version(self._db, account, region, header.key_id) is None:
+                account = kms_repo.key_account(self._db, region, header.key_id) or account
         try:
-            key = self._crypto_key(call, header.key_id)
+            view = self.keyring.view_by_id(call, account, region, header.key_id)
         except NotFoundError:
-            account, region = call.principal.account_id, call.region
             with self._db.read() as conn:
                 deleted = kms_repo.was_deleted(conn, account, region, header.key_id)
             if deleted:
                 raise  # crypto-shredded: the key is gone, as AWS answers for a deleted key
-            # Never a key here (another region or account, or not ours at all).
+            # Never a key here (another region, or not ours at all).
             raise InvalidCiphertextError("The ciphertext is not valid.") from None
+        self.access.check(
+            call,
+            operation,
+            view,
+            encryption_context=context or {},
+            grant_operation=grant_operation,
+        )
+        key = view.key
         self._require_usable(key)
         algorithm = self._require_symmetric_encryption(key, algorithm)
-        material = self._cached_materials(key).get(header.key_version)
+        material = view.materials.get(header.key_version)
         if material is None:
             raise InvalidCiphertextError("The ciphertext is not valid.")
         try:
@@ -328,7 +228,7 @@ class KmsService:
                 "The ciphertext could not be decrypted: it was altered, or the "
                 "encryption context does not match."
             ) from None
-        return key, plaintext, algorithm, material.material_id
+        return view, plaintext, algorithm, material.material_id
 
     # -- cryptographic operations -------------------------------------------------
 
@@ -341,13 +241,21 @@ class KmsService:
         algorithm: str | None = None,
         dry_run: bool = False,
     ) -> EncryptResult:
-        key = self._crypto_key(call, key_id)
-        self._require_usable(key)
-        algorithm = self._require_symmetric_encryption(key, algorithm)
+        view = self.keyring.view(call, key_id)
+        alg = algorithm or SYMMETRIC_DEFAULT
+        self.access.check(
+            call,
+            "Encrypt",
+            view,
+            encryption_context=context or {},
+            context={"kms:EncryptionAlgorithm": alg, **_request_alias(key_id)},
+        )
+        self._require_usable(view.key)
+        algorithm = self._require_symmetric_encryption(view.key, algorithm)
         if dry_run:
             raise DryRunOperationError(DRY_RUN_MESSAGE)
-        ciphertext, _ = self._seal(key, plaintext, context)
-        return EncryptResult(ciphertext, key.arn, algorithm)
+        ciphertext, _ = self.keyring.seal(view, plaintext, context)
+        return EncryptResult(ciphertext, view.key.arn, algorithm)
 
     def decrypt(
         self,
@@ -358,12 +266,12 @@ class KmsService:
         algorithm: str | None = None,
         dry_run: bool = False,
     ) -> DecryptResult:
-        key, plaintext, algorithm, material_id = self._open(
-            call, ciphertext, context, key_id, algorithm
+        view, plaintext, algorithm, material_id = self._open(
+            call, ciphertext, context, key_id, algorithm, "Decrypt"
         )
         if dry_run:
             raise DryRunOperationError(DRY_RUN_MESSAGE)
-        return DecryptResult(plaintext, key.arn, algorithm, material_id)
+        return DecryptResult(plaintext, view.key.arn, algorithm, material_id)
 
     def re_encrypt(
         self,
@@ -378,18 +286,24 @@ class KmsService:
         dry_run: bool = False,
     ) -> ReEncryptResult:
         source, plaintext, source_algorithm, source_material = self._open(
-            call, ciphertext, source_context, source_key_id, source_algorithm
+            call,
+            ciphertext,
+            source_context,
+            source_key_id,
+            source_algorithm,
+            "ReEncryptFrom",
         )
-        dest = self._crypto_key(call, destination_key_id)
-        self._require_usable(dest)
-        destination_algorithm = self._require_symmetric_encryption(dest, destination_algorithm)
+        dest = self.keyring.view(call, destination_key_id)
+        self.access.check(call, "ReEncryptTo", dest, encryption_context=destination_context or {})
+        self._require_usable(dest.key)
+        destination_algorithm = self._require_symmetric_encryption(dest.key, destination_algorithm)
         if dry_run:
             raise DryRunOperationError(DRY_RUN_MESSAGE)
-        new_blob, dest_material = self._seal(dest, plaintext, destination_context)
+        new_blob, dest_material = self.keyring.seal(dest, plaintext, destination_context)
         return ReEncryptResult(
             new_blob,
-            source.arn,
-            dest.arn,
+            source.key.arn,
+            dest.key.arn,
             source_algorithm,
             destination_algorithm,
             source_material,
@@ -406,21 +320,30 @@ class KmsService:
         include_plaintext: bool = True,
         dry_run: bool = False,
     ) -> DataKeyResult:
+        operation = "GenerateDataKey" if include_plaintext else "GenerateDataKeyWithoutPlaintext"
+        view = self.keyring.view(call, key_id)
+        self.access.check(
+            call,
+            operation,
+            view,
+            encryption_context=context or {},
+            context=_request_alias(key_id),
+        )
         if (number_of_bytes is None) == (key_spec is None):
             raise ValidationError("Please specify either number of bytes or key spec.")
         size = number_of_bytes if number_of_bytes is not None else DATA_KEY_SPECS[str(key_spec)]
-        key = self._crypto_key(call, key_id)
-        self._require_usable(key)
-        self._require_symmetric_encryption(key, None)
+        self._require_usable(view.key)
+        self._require_symmetric_encryption(view.key, None)
         if dry_run:
             raise DryRunOperationError(DRY_RUN_MESSAGE)
         data_key = crypto.random_bytes(size)
-        ciphertext, material_id = self._seal(key, data_key, context)
+        ciphertext, material_id = self.keyring.seal(view, data_key, context)
         return DataKeyResult(
-            ciphertext, data_key if include_plaintext else None, key.arn, material_id
+            ciphertext, data_key if include_plaintext else None, view.key.arn, material_id
         )
 
     def generate_random(self, call: Call, number_of_bytes: int | None) -> bytes:
+        self.access.check_account(call, "GenerateRandom")
         if number_of_bytes is None:
             raise ValidationError("NumberOfBytes is required.")
         return crypto.random_bytes(number_of_bytes)
@@ -439,7 +362,15 @@ class KmsService:
         origin: str | None = None,
         tags: list[tuple[str, str]] | None = None,
         multi_region: bool = False,
+        bypass_policy_lockout_safety_check: bool = False,
     ) -> KeyDescription:
+        tag_map = self._validate_tags(tags or [])
+        request_ctx: Context = {
+            "kms:BypassPolicyLockoutSafetyCheck": str(bypass_policy_lockout_safety_check).lower(),
+            "aws:TagKeys": sorted(tag_map),
+            **{f"aws:RequestTag/{k}": v for k, v in tag_map.items()},
+        }
+        self.access.check_account(call, "CreateKey", request_ctx)
         if key_spec and customer_master_key_spec and key_spec != customer_master_key_spec:
             raise ValidationError("KeySpec and CustomerMasterKeySpec must not differ.")
         info = keyspec.resolve(key_spec or customer_master_key_spec, key_usage)
@@ -453,7 +384,6 @@ class KmsService:
         account = call.principal.account_id
         if policy is not None:
             validate_key_policy(policy)
-        tag_map = self._validate_tags(tags or [])
         key = Key(
             account_id=account,
             region=call.region,
@@ -468,6 +398,8 @@ class KmsService:
             policy=policy if policy is not None else default_key_policy(account),
             current_version=1,
         )
+        if policy is not None and not bypass_policy_lockout_safety_check:
+            self._check_lockout(call, key, policy)
         version = self._new_version(key, 1, None)
 
         def work(conn: Connection) -> None:
@@ -479,6 +411,12 @@ class KmsService:
 
         self._db.write(work)
         return KeyDescription(key, version.material_id, tag_map)
+
+    def _check_lockout(self, call: Call, key: Key, policy: str) -> None:
+        """Refuse a policy that would stop the caller from ever changing it again."""
+        ctx: Context = {"kms:CallerAccount": call.principal.account_id}
+        if not self.access.policy_allows(call, "PutKeyPolicy", key, policy, ctx):
+            raise MalformedPolicyDocumentError(LOCKOUT_MESSAGE)
 
     def ensure_aws_managed_key(self, account_id: str, region: str, service: str) -> Key:
         """The AWS managed key alias/aws/SERVICE, created on first use (internal call)."""
@@ -522,41 +460,44 @@ class KmsService:
         return key
 
     def describe_key(self, call: Call, key_id: str) -> KeyDescription:
-        with self._db.read() as conn:
-            key = self._load(conn, call, key_id, allow_alias=True)
-            versions = kms_repo.get_versions(conn, key.account_id, key.region, key.key_id)
-        current = next((v.material_id for v in versions if v.version == key.current_version), None)
-        return KeyDescription(key, current)
+        view = self.keyring.view(call, key_id)
+        self.access.check(call, "DescribeKey", view, context=_request_alias(key_id))
+        key = view.key
+        current = view.materials.get(key.current_version)
+        return KeyDescription(key, None if current is None else current.material_id)
 
     def list_keys(self, call: Call, limit: int | None, marker: str | None) -> KeyListing:
+        self.access.check_account(call, "ListKeys")
         limit = limit or 100
-        after = _decode_marker(marker)
+        after = decode_marker(marker)
         with self._db.read() as conn:
             keys = kms_repo.list_keys(
                 conn, call.principal.account_id, call.region, after, limit + 1
             )
         more = len(keys) > limit
         keys = keys[:limit]
-        return KeyListing(keys, _encode_marker(keys[-1].key_id) if more else None)
+        return KeyListing(keys, encode_marker(keys[-1].key_id) if more else None)
 
     def _mutate(
         self,
         call: Call,
         key_id: str,
+        operation: str,
         change: Callable[[Connection, Key], None],
-        allow_alias: bool = False,
+        context: Context | None = None,
     ) -> Key:
-        """Load a key in a write transaction, apply change, persist, and audit."""
+        """Load a key in a write transaction, authorize, apply change, persist, audit."""
 
         def work(conn: Connection) -> Key:
-            key = self._load(conn, call, key_id, allow_alias=allow_alias)
+            key = self.keyring.load(conn, call, key_id)
+            self.access.check(call, operation, self.keyring.load_view(conn, key), context=context)
             change(conn, key)
             kms_repo.update_key(conn, key)
             self._audit_in(conn, call)
             return key
 
         key = self._db.write(work)
-        self._forget_materials(key)
+        self.keyring.forget(key)
         return key
 
     def enable_key(self, call: Call, key_id: str) -> None:
@@ -566,7 +507,7 @@ class KmsService:
             if key.key_state is KeyState.DISABLED:
                 key.key_state = KeyState.ENABLED
 
-        self._mutate(call, key_id, change)
+        self._mutate(call, key_id, "EnableKey", change)
 
     def disable_key(self, call: Call, key_id: str) -> None:
         def change(conn: Connection, key: Key) -> None:
@@ -575,7 +516,7 @@ class KmsService:
             if key.key_state is KeyState.ENABLED:
                 key.key_state = KeyState.DISABLED
 
-        self._mutate(call, key_id, change)
+        self._mutate(call, key_id, "DisableKey", change)
 
     def update_key_description(self, call: Call, key_id: str, description: str) -> None:
         def change(conn: Connection, key: Key) -> None:
@@ -583,7 +524,7 @@ class KmsService:
             self._require_not_pending_deletion(key)
             key.description = description
 
-        self._mutate(call, key_id, change)
+        self._mutate(call, key_id, "UpdateKeyDescription", change)
 
     def schedule_key_deletion(
         self, call: Call, key_id: str, pending_window_days: int | None
@@ -600,7 +541,8 @@ class KmsService:
             key.pending_window_days = days
             key.deletion_date = self._clock.now() + timedelta(days=days)
 
-        key = self._mutate(call, key_id, change)
+        ctx: Context = {"kms:ScheduleKeyDeletionPendingWindowInDays": str(days)}
+        key = self._mutate(call, key_id, "ScheduleKeyDeletion", change, ctx)
         assert key.deletion_date is not None
         return DeletionScheduled(key.arn, key.deletion_date, key.key_state.value, days)
 
@@ -612,7 +554,7 @@ class KmsService:
             key.deletion_date = None
             key.pending_window_days = None
 
-        return self._mutate(call, key_id, change).arn
+        return self._mutate(call, key_id, "CancelKeyDeletion", change).arn
 
     # -- tags ---------------------------------------------------------------------------
 
@@ -638,7 +580,11 @@ class KmsService:
                 raise LimitExceededError(f"A KMS key can have at most {MAX_TAGS} tags.")
             kms_repo.put_tags(conn, key, new)
 
-        self._mutate(call, key_id, change)
+        ctx: Context = {
+            "aws:TagKeys": sorted(new),
+            **{f"aws:RequestTag/{k}": v for k, v in new.items()},
+        }
+        self._mutate(call, key_id, "TagResource", change, ctx)
 
     def untag_resource(self, call: Call, key_id: str, tag_keys: list[str]) -> None:
         def change(conn: Connection, key: Key) -> None:
@@ -646,21 +592,26 @@ class KmsService:
             self._require_not_pending_deletion(key)
             kms_repo.delete_tags(conn, key, tag_keys)
 
-        self._mutate(call, key_id, change)
+        self._mutate(call, key_id, "UntagResource", change, {"aws:TagKeys": sorted(tag_keys)})
 
     def list_resource_tags(
         self, call: Call, key_id: str, limit: int | None, marker: str | None
     ) -> TagListing:
+        view = self._view_for_key_id_only(call, key_id)
+        self.access.check(call, "ListResourceTags", view)
         limit = limit or 50
-        after = _decode_marker(marker)
-        with self._db.read() as conn:
-            key = self._load(conn, call, key_id)
-            tags = sorted(kms_repo.get_tags(conn, key.account_id, key.region, key.key_id).items())
+        after = decode_marker(marker)
+        tags = sorted(view.tags.items())
         if after is not None:
             tags = [t for t in tags if t[0] > after]
         more = len(tags) > limit
         tags = tags[:limit]
-        return TagListing(tags, _encode_marker(tags[-1][0]) if more else None)
+        return TagListing(tags, encode_marker(tags[-1][0]) if more else None)
+
+    def _view_for_key_id_only(self, call: Call, key_id: str) -> KeyView:
+        """Operations that accept a key id or key ARN but not an alias."""
+        account, region, resolved = self.keyring.resolve(None, call, key_id, allow_alias=False)
+        return self.keyring.view_by_id(call, account, region, resolved, key_id)
 
     # -- aliases ------------------------------------------------------------------------
 
@@ -676,13 +627,19 @@ class KmsService:
                 "The alias prefix alias/aws/ is reserved for AWS managed keys."
             )
 
+    def _alias_key_check(self, conn: Connection, call: Call, key: Key, operation: str) -> None:
+        if key.account_id != call.principal.account_id:
+            raise NotFoundError(f"Key '{key.arn}' does not exist")  # no cross-account aliases
+        self.access.check(call, operation, self.keyring.load_view(conn, key))
+        self._require_customer_managed(key, operation)
+        self._require_not_pending_deletion(key)
+
     def create_alias(self, call: Call, alias_name: str, target_key_id: str) -> None:
         self._check_alias_name(alias_name)
 
         def work(conn: Connection) -> None:
-            key = self._load(conn, call, target_key_id)
-            self._require_customer_managed(key, "CreateAlias")
-            self._require_not_pending_deletion(key)
+            key = self.keyring.load(conn, call, target_key_id)
+            self._alias_key_check(conn, call, key, "CreateAlias")
             account, region = call.principal.account_id, call.region
             if kms_repo.get_alias(conn, account, region, alias_name) is not None:
                 raise AlreadyExistsError(
@@ -706,9 +663,8 @@ class KmsService:
                 raise NotFoundError(
                     f"Alias '{arns.alias_arn(region, account, alias_name)}' is not found."
                 )
-            key = self._load(conn, call, target_key_id)
-            self._require_customer_managed(key, "UpdateAlias")
-            self._require_not_pending_deletion(key)
+            key = self.keyring.load(conn, call, target_key_id)
+            self._alias_key_check(conn, call, key, "UpdateAlias")
             old = kms_repo.get_key(conn, account, region, alias.target_key_id)
             if old is not None and (old.key_spec, old.key_usage) != (key.key_spec, key.key_usage):
                 raise ValidationError(
@@ -736,6 +692,9 @@ class KmsService:
                 raise NotFoundError(
                     f"Alias '{arns.alias_arn(region, account, alias_name)}' is not found."
                 )
+            key = kms_repo.get_key(conn, account, region, alias.target_key_id)
+            if key is not None:
+                self.access.check(call, "DeleteAlias", self.keyring.load_view(conn, key))
             kms_repo.delete_alias(conn, account, region, alias_name)
             call.resources.append(alias.arn)
             self._audit_in(conn, call)
@@ -745,18 +704,19 @@ class KmsService:
     def list_aliases(
         self, call: Call, key_id: str | None, limit: int | None, marker: str | None
     ) -> AliasListing:
+        self.access.check_account(call, "ListAliases")
         limit = limit or 50
-        after = _decode_marker(marker)
+        after = decode_marker(marker)
         with self._db.read() as conn:
             target = None
             if key_id is not None:
-                target = self._load(conn, call, key_id).key_id
+                target = self.keyring.load(conn, call, key_id).key_id
             aliases = kms_repo.list_aliases(
                 conn, call.principal.account_id, call.region, target, after, limit + 1
             )
         more = len(aliases) > limit
         aliases = aliases[:limit]
-        return AliasListing(aliases, _encode_marker(aliases[-1].alias_name) if more else None)
+        return AliasListing(aliases, encode_marker(aliases[-1].alias_name) if more else None)
 
     # -- rotation -------------------------------------------------------------------------
 
@@ -788,7 +748,8 @@ class KmsService:
             key.rotation_enabled = True
             key.rotation_period_days = period
 
-        self._mutate(call, key_id, change)
+        ctx: Context = {"kms:RotationPeriodInDays": str(period)}
+        self._mutate(call, key_id, "EnableKeyRotation", change, ctx)
 
     def disable_key_rotation(self, call: Call, key_id: str) -> None:
         def change(conn: Connection, key: Key) -> None:
@@ -797,11 +758,12 @@ class KmsService:
             key.rotation_period_days = None
             key.next_rotation_date = None
 
-        self._mutate(call, key_id, change)
+        self._mutate(call, key_id, "DisableKeyRotation", change)
 
     def get_key_rotation_status(self, call: Call, key_id: str) -> RotationStatus:
-        with self._db.read() as conn:
-            key = self._load(conn, call, key_id)
+        view = self._view_for_key_id_only(call, key_id)
+        self.access.check(call, "GetKeyRotationStatus", view)
+        key = view.key
         return RotationStatus(
             key.arn,
             key.rotation_enabled,
@@ -810,7 +772,8 @@ class KmsService:
             key.on_demand_rotation_started,
         )
 
-    def _rotate(self, conn: Connection, key: Key, rotation_type: str) -> None:
+    def add_version(self, conn: Connection, key: Key, rotation_type: str) -> None:
+        """Rotate: new material becomes current; older versions keep decrypting."""
         version = self._new_version(key, key.current_version + 1, rotation_type)
         kms_repo.insert_version(conn, key, version)
         key.current_version = version.version
@@ -828,9 +791,9 @@ class KmsService:
                     f"{key.arn} has reached the limit of {MAX_ON_DEMAND_ROTATIONS} "
                     "on-demand rotations."
                 )
-            self._rotate(conn, key, "ON_DEMAND")
+            self.add_version(conn, key, "ON_DEMAND")
 
-        return self._mutate(call, key_id, change).arn
+        return self._mutate(call, key_id, "RotateKeyOnDemand", change).arn
 
     def list_key_rotations(
         self,
@@ -841,15 +804,16 @@ class KmsService:
         include_initial: bool = False,
     ) -> RotationListing:
         limit = limit or 100
-        after = _decode_marker(marker)
+        after = decode_marker(marker)
+        if after is not None and not after.isdigit():
+            raise InvalidMarkerError("The marker is not valid.")
         with self._db.read() as conn:
-            key = self._load(conn, call, key_id)
+            key = self.keyring.load(conn, call, key_id)
+            self.access.check(call, "ListKeyRotations", self.keyring.load_view(conn, key))
             if key.key_spec != SYMMETRIC_DEFAULT:
                 raise UnsupportedOperationError(f"{key.arn} does not support rotation.")
             versions = kms_repo.get_versions(conn, key.account_id, key.region, key.key_id)
-        first = int(after) if after is not None and after.isdigit() else 0
-        if after is not None and not after.isdigit():
-            raise InvalidMarkerError("The marker is not valid.")
+        first = int(after) if after is not None else 0
         chosen = [
             v
             for v in versions
@@ -867,7 +831,7 @@ class KmsService:
             )
             for v in chosen
         ]
-        return RotationListing(entries, _encode_marker(str(chosen[-1].version)) if more else None)
+        return RotationListing(entries, encode_marker(str(chosen[-1].version)) if more else None)
 
     # -- key policies -----------------------------------------------------------------------
 
@@ -878,94 +842,52 @@ class KmsService:
 
     def get_key_policy(self, call: Call, key_id: str, policy_name: str | None) -> str:
         self._check_policy_name(policy_name)
-        with self._db.read() as conn:
-            return self._load(conn, call, key_id).policy
+        view = self._view_for_key_id_only(call, key_id)
+        self.access.check(call, "GetKeyPolicy", view)
+        return view.key.policy
 
-    def put_key_policy(self, call: Call, key_id: str, policy: str, policy_name: str | None) -> None:
+    def put_key_policy(
+        self,
+        call: Call,
+        key_id: str,
+        policy: str,
+        policy_name: str | None,
+        bypass_policy_lockout_safety_check: bool = False,
+    ) -> None:
         self._check_policy_name(policy_name)
         validate_key_policy(policy)
 
         def change(conn: Connection, key: Key) -> None:
             self._require_customer_managed(key, "PutKeyPolicy")
+            if not bypass_policy_lockout_safety_check:
+                self._check_lockout(call, key, policy)
             key.policy = policy
 
-        self._mutate(call, key_id, change)
+        ctx: Context = {
+            "kms:BypassPolicyLockoutSafetyCheck": str(bypass_policy_lockout_safety_check).lower()
+        }
+        self._mutate(call, key_id, "PutKeyPolicy", change, ctx)
 
     def list_key_policies(self, call: Call, key_id: str) -> list[str]:
-        with self._db.read() as conn:
-            self._load(conn, call, key_id)
+        view = self._view_for_key_id_only(call, key_id)
+        self.access.check(call, "ListKeyPolicies", view)
         return [DEFAULT_POLICY_NAME]
 
-    # -- scheduled work (deletion windows, automatic rotation) -----------------------------
-
-    def run_due_work(self, system_call: Callable[[str, str, str], Call]) -> tuple[int, int]:
-        """Destroy keys whose deletion window ended and rotate keys that are due.
-
-        Idempotent and safe to run from several processes at once: each key is
-        re-checked inside its own write transaction. Returns (deleted, rotated).
-        """
-        now = self._clock.now()
-        with self._db.read() as conn:
-            due_delete = kms_repo.keys_due_for_deletion(conn, now)
-            due_rotate = kms_repo.keys_due_for_rotation(conn, now)
-        deleted = sum(self._destroy_if_due(ids, now, system_call) for ids in due_delete)
-        rotated = sum(self._rotate_if_due(ids, now, system_call) for ids in due_rotate)
-        return deleted, rotated
-
-    def _destroy_if_due(
-        self, ids: tuple[str, str, str], now: datetime, system_call: Callable[[str, str, str], Call]
-    ) -> bool:
-        account, region, key_id = ids
-
-        def work(conn: Connection) -> bool:
-            key = kms_repo.get_key(conn, account, region, key_id)
-            if (
-                key is None
-                or key.key_state is not KeyState.PENDING_DELETION
-                or key.deletion_date is None
-                or key.deletion_date > now
-            ):
-                return False
-            kms_repo.delete_key(conn, account, region, key_id, now)
-            call = system_call(account, region, "DeleteKey")
-            call.resources.append(key.arn)
-            self._audit_in(conn, call)
-            return True
-
-        done = self._db.write(work)
-        if done:
-            with self._materials_lock:
-                self._materials.pop(ids, None)
-        return done
-
-    def _rotate_if_due(
-        self, ids: tuple[str, str, str], now: datetime, system_call: Callable[[str, str, str], Call]
-    ) -> bool:
-        account, region, key_id = ids
-
-        def work(conn: Connection) -> bool:
-            key = kms_repo.get_key(conn, account, region, key_id)
-            if (
-                key is None
-                or not key.rotation_enabled
-                or key.key_state is not KeyState.ENABLED
-                or key.next_rotation_date is None
-                or key.next_rotation_date > now
-                or key.rotation_period_days is None
-            ):
-                return False
-            self._rotate(conn, key, "AUTOMATIC")
-            key.next_rotation_date = now + timedelta(days=key.rotation_period_days)
-            kms_repo.update_key(conn, key)
-            call = system_call(account, region, "RotateKey")
-            call.resources.append(key.arn)
-            self._audit_in(conn, call)
-            return True
-
-        return self._db.write(work)
-
     # -- audit -----------------------------------------------------------------------------
+
+    def record(self, conn: Connection, call: Call) -> None:
+        """Append the call's audit record inside conn's transaction."""
+        self._audit_in(conn, call)
 
     def _audit_in(self, conn: Connection, call: Call) -> None:
         self._audit.append(conn, call)
         call.audited = True
+
+
+def _request_alias(key_id: str) -> Context:
+    """kms:RequestAlias: the alias the request named the key by, if any."""
+    if key_id.startswith("alias/"):
+        return {"kms:RequestAlias": key_id}
+    if key_id.startswith("arn:") and ":alias/" in key_id:
+        return {"kms:RequestAlias": key_id.split(":", 5)[5]}
+    return {}

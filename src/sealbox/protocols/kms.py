@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sealbox.call import Call
+from sealbox.kms.grants import Grant
 from sealbox.kms.model import Alias, Key
 from sealbox.kms.results import KeyDescription
 from sealbox.kms.service import KmsService
@@ -75,6 +76,7 @@ def create_key(svc: KmsService, call: Call, p: Params) -> Params:
         origin=p.get("Origin"),
         tags=_tags(p),
         multi_region=p.get("MultiRegion", False),
+        bypass_policy_lockout_safety_check=p.get("BypassPolicyLockoutSafetyCheck", False),
     )
     return {"KeyMetadata": key_metadata(desc)}
 
@@ -290,7 +292,13 @@ def get_key_policy(svc: KmsService, call: Call, p: Params) -> Params:
 
 
 def put_key_policy(svc: KmsService, call: Call, p: Params) -> Params:
-    svc.put_key_policy(call, p["KeyId"], p["Policy"], p.get("PolicyName"))
+    svc.put_key_policy(
+        call,
+        p["KeyId"],
+        p["Policy"],
+        p.get("PolicyName"),
+        p.get("BypassPolicyLockoutSafetyCheck", False),
+    )
     return {}
 
 
@@ -298,7 +306,79 @@ def list_key_policies(svc: KmsService, call: Call, p: Params) -> Params:
     return {"PolicyNames": svc.list_key_policies(call, p["KeyId"]), "Truncated": False}
 
 
+def _grant_entry(key_arn: str, g: Grant) -> Params:
+    entry: Params = {
+        "KeyId": key_arn,
+        "GrantId": g.grant_id,
+        "Name": g.name,
+        "CreationDate": g.created_at,
+        "GranteePrincipal": g.grantee,
+        "RetiringPrincipal": g.retiring,
+        "IssuingAccount": g.issuing_account,
+        "Operations": list(g.operations),
+    }
+    if g.context_equals is not None:
+        entry["Constraints"] = {"EncryptionContextEquals": dict(g.context_equals)}
+    elif g.context_subset is not None:
+        entry["Constraints"] = {"EncryptionContextSubset": dict(g.context_subset)}
+    return entry
+
+
+def create_grant(svc: KmsService, call: Call, p: Params) -> Params:
+    constraints = p.get("Constraints") or {}
+    created = svc.grant_service.create_grant(
+        call,
+        p["KeyId"],
+        p["GranteePrincipal"],
+        list(p["Operations"]),
+        retiring=p.get("RetiringPrincipal"),
+        context_equals=constraints.get("EncryptionContextEquals"),
+        context_subset=constraints.get("EncryptionContextSubset"),
+        name=p.get("Name"),
+        dry_run=p.get("DryRun", False),
+    )
+    return {"GrantToken": created.grant_token, "GrantId": created.grant_id}
+
+
+def list_grants(svc: KmsService, call: Call, p: Params) -> Params:
+    listing = svc.grant_service.list_grants(
+        call,
+        p["KeyId"],
+        p.get("Limit"),
+        p.get("Marker"),
+        grant_id=p.get("GrantId"),
+        grantee=p.get("GranteePrincipal"),
+    )
+    grants = [_grant_entry(arn, g) for arn, g in listing.grants]
+    return {"Grants": grants, **_page(listing.next_marker)}
+
+
+def list_retirable_grants(svc: KmsService, call: Call, p: Params) -> Params:
+    listing = svc.grant_service.list_retirable_grants(
+        call, p["RetiringPrincipal"], p.get("Limit"), p.get("Marker")
+    )
+    grants = [_grant_entry(arn, g) for arn, g in listing.grants]
+    return {"Grants": grants, **_page(listing.next_marker)}
+
+
+def retire_grant(svc: KmsService, call: Call, p: Params) -> Params:
+    svc.grant_service.retire_grant(
+        call, p.get("GrantToken"), p.get("KeyId"), p.get("GrantId"), p.get("DryRun", False)
+    )
+    return {}
+
+
+def revoke_grant(svc: KmsService, call: Call, p: Params) -> Params:
+    svc.grant_service.revoke_grant(call, p["KeyId"], p["GrantId"], p.get("DryRun", False))
+    return {}
+
+
 OPERATIONS: dict[str, Handler] = {
+    "CreateGrant": create_grant,
+    "ListGrants": list_grants,
+    "ListRetirableGrants": list_retirable_grants,
+    "RetireGrant": retire_grant,
+    "RevokeGrant": revoke_grant,
     "CreateKey": create_key,
     "DescribeKey": describe_key,
     "ListKeys": list_keys,
@@ -349,5 +429,7 @@ READ_ONLY = frozenset(
         "ListKeyRotations",
         "GetKeyPolicy",
         "ListKeyPolicies",
+        "ListGrants",
+        "ListRetirableGrants",
     }
 )

@@ -13,12 +13,12 @@ import contextlib
 import logging
 
 from sealbox.auth import sigv4
-from sealbox.auth.errors import IncompleteSignature, MissingAuthenticationToken, UnknownAccessKey
+from sealbox.auth.errors import MissingAuthenticationToken
+from sealbox.auth.sigv4 import SignedRequest
 from sealbox.crypto import unique_id
-from sealbox.errors import AwsError, ClientError, InternalFailure, UnknownOperationError
-from sealbox.protocols.codec import json11
+from sealbox.errors import AwsError, ClientError, InternalFailure
+from sealbox.server.endpoint import ApiRequest, Endpoint, Response
 from sealbox.server.http import (
-    Headers,
     Receive,
     Scope,
     Send,
@@ -28,22 +28,27 @@ from sealbox.server.http import (
 )
 from sealbox.server.kms_endpoint import KmsEndpoint
 from sealbox.server.metrics import REQUESTS, render
+from sealbox.server.query_endpoint import QueryEndpoints
 from sealbox.server.runtime import Runtime, settings_from_env
 
 log = logging.getLogger("sealbox")
 
-JSON_BODY_LIMIT = 1024 * 1024
+BODY_LIMIT = 1024 * 1024  # JSON and Query APIs; S3 and EBS stream their bodies
 
 
 class UnsupportedService(ClientError):
     code = "UnrecognizedClientException"
 
 
+def _unsupported(service: str) -> Endpoint:
+    raise UnsupportedService(f"Service {service} is not supported by this server.")
+
+
 class SealboxApp:
     def __init__(self, runtime: Runtime | None = None) -> None:
         self._runtime = runtime
         self._owns_runtime = runtime is None
-        self._kms: KmsEndpoint | None = None
+        self._endpoints: dict[str, Endpoint] = {}
         self._scheduler: asyncio.Task[None] | None = None
 
     @property
@@ -78,7 +83,12 @@ class SealboxApp:
     def startup(self) -> None:
         if self._runtime is None:
             self._runtime = Runtime.build(settings_from_env())
-        self._kms = KmsEndpoint(self._runtime)
+        query = QueryEndpoints(self._runtime)
+        self._endpoints = {
+            "kms": KmsEndpoint(self._runtime),
+            "iam": query.iam,
+            "sts": query.sts,
+        }
         self._scheduler = asyncio.get_running_loop().create_task(self._schedule())
 
     async def shutdown(self) -> None:
@@ -108,55 +118,70 @@ class SealboxApp:
             await self._internal(path, send)
             return
         request_id = unique_id()
+        headers = header_map(scope)
+        # Until the signature names the service, answer in the protocol the request
+        # looks like (JSON services send X-Amz-Target; Query services a form).
+        endpoint = self._endpoints["kms" if "x-amz-target" in headers else "sts"]
         try:
-            status, headers, body = await self._api(scope, receive, request_id)
+            signed = self._parse_signature(scope, headers)
+            endpoint = self._endpoints.get(signed.service) or _unsupported(signed.service)
+            status, response_headers, body = await self._api(
+                scope, receive, request_id, headers, signed, endpoint
+            )
         except AwsError as err:
             REQUESTS.labels("unknown", "unknown", err.code).inc()
-            status, headers, body = json11.render_error(err, request_id)
+            status, response_headers, body = endpoint.render_error(err, request_id)
         except Exception:
             # Last-resort guard: never a stack trace on the wire.
             log.exception("request %s failed", request_id)
-            status, headers, body = json11.render_error(
+            status, response_headers, body = endpoint.render_error(
                 InternalFailure("An internal error occurred; see the server log."), request_id
             )
         await send_response(
-            send, status, [*headers, (b"x-amzn-requestid", request_id.encode())], body
+            send, status, [*response_headers, (b"x-amzn-requestid", request_id.encode())], body
         )
 
+    @staticmethod
+    def _parse_signature(scope: Scope, headers: dict[str, str]) -> SignedRequest:
+        raw_path = scope.get("raw_path", scope["path"].encode()).decode("latin-1")
+        query = scope.get("query_string", b"").decode("latin-1")
+        signed = sigv4.parse(scope["method"], raw_path, query, headers)
+        if signed is None:
+            raise MissingAuthenticationToken("Missing Authentication Token")
+        return signed
+
     async def _api(
-        self, scope: Scope, receive: Receive, request_id: str
-    ) -> tuple[int, Headers, bytes]:
-        headers = header_map(scope)
+        self,
+        scope: Scope,
+        receive: Receive,
+        request_id: str,
+        headers: dict[str, str],
+        signed: SignedRequest,
+        endpoint: Endpoint,
+    ) -> Response:
         method: str = scope["method"]
         raw_path = scope.get("raw_path", scope["path"].encode()).decode("latin-1")
         query = scope.get("query_string", b"").decode("latin-1")
-        signed = sigv4.parse(method, raw_path, query, headers)
-        if signed is None:
-            raise MissingAuthenticationToken("Missing Authentication Token")
-        if signed.service != "kms":
-            raise UnsupportedService(f"Service {signed.service} is not supported by this server.")
-        assert self._kms is not None
-        operation = self._kms.operation_for(headers.get("x-amz-target"))
-        if method != "POST":
-            raise UnknownOperationError("KMS operations are POST requests.")
-        body = await read_body(receive, JSON_BODY_LIMIT)
-        if "x-amz-target" not in signed.signed_headers:
-            # Otherwise a captured request could be replayed as another operation.
-            raise IncompleteSignature("The X-Amz-Target header must be signed.")
-        principal, secret = self.runtime.credentials.lookup(signed.access_key_id)
-        if signed.security_token is not None and principal.session_token is None:
-            # Session tokens belong to STS credentials; a long-term key has none.
-            raise UnknownAccessKey("The security token included in the request is invalid.")
+        body = await read_body(receive, BODY_LIMIT)
+        endpoint.check_signed(signed, headers)
+        principal, secret = self.runtime.credentials.lookup(
+            signed.access_key_id, signed.security_token
+        )
         self.runtime.verifier.verify(signed, secret, method, raw_path, query, headers, body)
         client = scope.get("client")
-        return await self._kms.handle(
-            operation,
-            principal,
-            signed,
-            body,
-            request_id,
-            client[0] if client else "",
-            headers.get("user-agent", ""),
+        return await endpoint.handle(
+            ApiRequest(
+                method=method,
+                query=query,
+                headers=headers,
+                body=body,
+                signed=signed,
+                principal=principal,
+                request_id=request_id,
+                source_ip=client[0] if client else "",
+                user_agent=headers.get("user-agent", ""),
+                secure=scope.get("scheme") == "https",
+            )
         )
 
     async def _internal(self, path: str, send: Send) -> None:

@@ -14,9 +14,13 @@ from sealbox.auth.sigv4 import Verifier
 from sealbox.call import Call
 from sealbox.clock import Clock, SystemClock
 from sealbox.config import Settings
+from sealbox.iam.authz import Authorizer
 from sealbox.iam.model import Principal
+from sealbox.iam.sts import StsService
 from sealbox.keystore.base import KeyStore
 from sealbox.keystore.sealed_file import SealedFileKeyStore
+from sealbox.kms.grant_ops import GrantService
+from sealbox.kms.scheduler import KeyScheduler
 from sealbox.kms.service import KmsService
 from sealbox.server.metrics import count_internal_kms
 from sealbox.storage.db import Database
@@ -47,7 +51,11 @@ class Runtime:
     keystore: KeyStore
     clock: Clock
     audit: AuditRecorder
+    authorizer: Authorizer
     kms: KmsService
+    kms_scheduler: KeyScheduler
+    grants: GrantService
+    sts: StsService
     credentials: CredentialStore
     verifier: Verifier
 
@@ -57,15 +65,20 @@ class Runtime:
         db = Database(settings.resolved_database_url)
         keystore = open_keystore(settings)
         audit = AuditRecorder(db, clock)
-        kms = KmsService(db, keystore, clock, audit, on_internal_op=count_internal_kms)
+        authorizer = Authorizer(db, clock)
+        kms = KmsService(db, keystore, clock, audit, authorizer, on_internal_op=count_internal_kms)
         return cls(
             settings=settings,
             db=db,
             keystore=keystore,
             clock=clock,
             audit=audit,
+            authorizer=authorizer,
             kms=kms,
-            credentials=CredentialStore(db, keystore),
+            kms_scheduler=KeyScheduler(kms, db, clock),
+            grants=kms.grant_service,
+            sts=StsService(db, keystore, clock, audit, authorizer),
+            credentials=CredentialStore(db, keystore, clock),
             # SigV4 freshness is judged against real time, never the shifted clock.
             verifier=Verifier(SystemClock()),
         )
@@ -87,7 +100,7 @@ class Runtime:
         )
 
     def run_scheduled_work(self) -> None:
-        deleted, rotated = self.kms.run_due_work(self.system_call)
+        deleted, rotated = self.kms_scheduler.run_due_work(self.system_call)
         if deleted or rotated:
             log.info("scheduled work: %d keys deleted, %d keys rotated", deleted, rotated)
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, and_, delete, select, update
 
+from sealbox.kms.grants import Grant
 from sealbox.kms.model import Alias, Key, KeyManager, KeyState, KeyVersion
 from sealbox.storage.db import Database
 from sealbox.storage.tables import (
     kms_aliases,
     kms_deleted_keys,
+    kms_grants,
     kms_key_versions,
     kms_keys,
     kms_tags,
@@ -141,6 +144,13 @@ def delete_key(conn: Connection, account_id: str, region: str, key_id: str, now:
             (kms_tags.c.account_id == account_id)
             & (kms_tags.c.region == region)
             & (kms_tags.c.key_id == key_id)
+        )
+    )
+    conn.execute(
+        delete(kms_grants).where(
+            (kms_grants.c.account_id == account_id)
+            & (kms_grants.c.region == region)
+            & (kms_grants.c.key_id == key_id)
         )
     )
     conn.execute(
@@ -339,3 +349,95 @@ def delete_tags(conn: Connection, key: Key, tag_keys: list[str]) -> None:
                 & (kms_tags.c.tag_key.in_(tag_keys))
             )
         )
+
+
+# -- grants ----------------------------------------------------------------
+
+
+def _grant_from_row(row: Row[Any]) -> Grant:
+    constraints = json.loads(row.constraints) if row.constraints else {}
+    return Grant(
+        grant_id=row.grant_id,
+        key_id=row.key_id,
+        name=row.name,
+        grantee=row.grantee_principal,
+        retiring=row.retiring_principal,
+        issuing_account=row.issuing_account,
+        operations=tuple(json.loads(row.operations)),
+        context_equals=constraints.get("EncryptionContextEquals"),
+        context_subset=constraints.get("EncryptionContextSubset"),
+        created_at=row.created_at,
+        token_digest=bytes(row.token_digest),
+    )
+
+
+def insert_grant(conn: Connection, account_id: str, region: str, grant: Grant) -> None:
+    constraints: dict[str, Any] = {}
+    if grant.context_equals is not None:
+        constraints["EncryptionContextEquals"] = dict(grant.context_equals)
+    if grant.context_subset is not None:
+        constraints["EncryptionContextSubset"] = dict(grant.context_subset)
+    conn.execute(
+        kms_grants.insert().values(
+            account_id=account_id,
+            region=region,
+            key_id=grant.key_id,
+            grant_id=grant.grant_id,
+            name=grant.name,
+            grantee_principal=grant.grantee,
+            retiring_principal=grant.retiring,
+            issuing_account=grant.issuing_account,
+            operations=json.dumps(list(grant.operations)),
+            constraints=json.dumps(constraints) if constraints else None,
+            token_digest=grant.token_digest,
+            created_at=grant.created_at,
+        )
+    )
+
+
+def grants_for_key(conn: Connection, account_id: str, region: str, key_id: str) -> list[Grant]:
+    rows = conn.execute(
+        select(kms_grants)
+        .where(
+            (kms_grants.c.account_id == account_id)
+            & (kms_grants.c.region == region)
+            & (kms_grants.c.key_id == key_id)
+        )
+        .order_by(kms_grants.c.created_at, kms_grants.c.grant_id)
+    )
+    return [_grant_from_row(r) for r in rows]
+
+
+def grants_by_retiring_principal(conn: Connection, region: str, principal: str) -> list[Grant]:
+    rows = conn.execute(
+        select(kms_grants)
+        .where((kms_grants.c.region == region) & (kms_grants.c.retiring_principal == principal))
+        .order_by(kms_grants.c.created_at, kms_grants.c.grant_id)
+    )
+    return [_grant_from_row(r) for r in rows]
+
+
+def grant_by_token(conn: Connection, token_digest: bytes) -> tuple[str, str, Grant] | None:
+    row = conn.execute(select(kms_grants).where(kms_grants.c.token_digest == token_digest)).first()
+    return None if row is None else (row.account_id, row.region, _grant_from_row(row))
+
+
+def delete_grant(
+    conn: Connection, account_id: str, region: str, key_id: str, grant_id: str
+) -> None:
+    conn.execute(
+        delete(kms_grants).where(
+            (kms_grants.c.account_id == account_id)
+            & (kms_grants.c.region == region)
+            & (kms_grants.c.key_id == key_id)
+            & (kms_grants.c.grant_id == grant_id)
+        )
+    )
+
+
+def key_account(db: Database, region: str, key_id: str) -> str | None:
+    """The account holding a key id in a region (ids are unique): cross-account Decrypt."""
+    row = db.fast_row(
+        "SELECT account_id FROM kms_keys WHERE region = ? AND key_id = ?", (region, key_id)
+    )
+    return None if row is None else str(row[0])

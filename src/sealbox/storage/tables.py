@@ -56,6 +56,9 @@ accounts = Table(
     Column("account_id", String(12), primary_key=True),
     Column("name", String(64), nullable=False, unique=True),
     Column("created_at", UtcDateTime(), nullable=False),
+    # Bumped by every IAM change in the account, so a node's cache of identity
+    # policies can tell it is stale with one lookup.
+    Column("iam_version", BigInteger, nullable=False, server_default="0"),
 )
 
 iam_users = Table(
@@ -67,6 +70,102 @@ iam_users = Table(
     Column("arn", String(2048), nullable=False),
     Column("is_root", Boolean, nullable=False, default=False),
     Column("created_at", UtcDateTime(), nullable=False),
+)
+
+iam_roles = Table(
+    "iam_roles",
+    metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("role_name", String(64), primary_key=True),
+    Column("role_id", String(32), nullable=False, unique=True),
+    Column("arn", String(2048), nullable=False),
+    Column("path", String(512), nullable=False),
+    Column("trust_policy", Text, nullable=False),
+    Column("description", String(1000), nullable=False, default=""),
+    Column("max_session_duration", Integer, nullable=False, default=3600),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+iam_groups = Table(
+    "iam_groups",
+    metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("group_name", String(128), primary_key=True),
+    Column("group_id", String(32), nullable=False, unique=True),
+    Column("arn", String(2048), nullable=False),
+    Column("path", String(512), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+iam_group_members = Table(
+    "iam_group_members",
+    metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("group_name", String(128), primary_key=True),
+    Column("user_name", String(64), primary_key=True),
+)
+
+# Tags on users and roles (aws:PrincipalTag/*).
+iam_tags = Table(
+    "iam_tags",
+    metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("entity_kind", String(8), primary_key=True),  # user | role
+    Column("entity_name", String(128), primary_key=True),
+    Column("tag_key", String(128), primary_key=True),
+    Column("tag_value", String(256), nullable=False),
+)
+
+# Inline policies of users, groups and roles.
+iam_inline_policies = Table(
+    "iam_inline_policies",
+    metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("entity_kind", String(8), primary_key=True),  # user | group | role
+    Column("entity_name", String(128), primary_key=True),
+    Column("policy_name", String(128), primary_key=True),
+    Column("document", Text, nullable=False),
+)
+
+iam_managed_policies = Table(
+    "iam_managed_policies",
+    metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("policy_name", String(128), primary_key=True),
+    Column("policy_id", String(32), nullable=False, unique=True),
+    Column("arn", String(2048), nullable=False, unique=True),
+    Column("path", String(512), nullable=False),
+    Column("description", String(1000), nullable=False, default=""),
+    Column("document", Text, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+iam_attachments = Table(
+    "iam_attachments",
+    metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("entity_kind", String(8), primary_key=True),  # user | group | role
+    Column("entity_name", String(128), primary_key=True),
+    Column("policy_arn", String(2048), primary_key=True),
+)
+
+# STS sessions: temporary credentials from AssumeRole. The secret is wrapped by the
+# root of trust; the session token is stored only as a SHA-256 digest.
+sts_sessions = Table(
+    "sts_sessions",
+    metadata,
+    Column("access_key_id", String(128), primary_key=True),
+    Column("account_id", String(12), nullable=False),
+    Column("role_name", String(64), nullable=False),
+    Column("role_id", String(32), nullable=False),
+    Column("session_name", String(64), nullable=False),
+    Column("wrapped_secret", LargeBinary, nullable=False),
+    Column("token_digest", LargeBinary, nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("source_arn", String(2048), nullable=False),
+    Index("ix_sts_sessions_expiry", "expires_at"),
 )
 
 access_keys = Table(
@@ -122,6 +221,28 @@ kms_key_versions = Table(
     Column("wrapped_material", LargeBinary, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("rotation_type", String(16)),
+    ForeignKeyConstraint(
+        ["account_id", "region", "key_id"],
+        ["kms_keys.account_id", "kms_keys.region", "kms_keys.key_id"],
+        ondelete="CASCADE",
+    ),
+)
+
+kms_grants = Table(
+    "kms_grants",
+    metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("region", String(32), primary_key=True),
+    Column("key_id", String(64), primary_key=True),
+    Column("grant_id", String(64), primary_key=True),
+    Column("name", String(256)),
+    Column("grantee_principal", String(256), nullable=False),
+    Column("retiring_principal", String(256)),
+    Column("issuing_account", String(2048), nullable=False),
+    Column("operations", Text, nullable=False),  # JSON list
+    Column("constraints", Text),  # JSON object or null
+    Column("token_digest", LargeBinary, nullable=False, unique=True),
+    Column("created_at", UtcDateTime(), nullable=False),
     ForeignKeyConstraint(
         ["account_id", "region", "key_id"],
         ["kms_keys.account_id", "kms_keys.region", "kms_keys.key_id"],
