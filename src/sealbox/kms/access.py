@@ -16,8 +16,9 @@ from sealbox.kms.model import Key
 Context = dict[str, str | Sequence[str]]
 
 
-def key_context(key: Key, tags: Mapping[str, str]) -> Context:
+def key_context(key: Key, tags: Mapping[str, str], aliases: Sequence[str] = ()) -> Context:
     ctx: Context = {
+        "kms:ResourceAliases": list(aliases),
         "kms:KeySpec": key.key_spec,
         "kms:KeyUsage": key.key_usage,
         "kms:KeyOrigin": key.origin,
@@ -61,7 +62,7 @@ class KeyAccess:
     ) -> None:
         """Raise AccessDeniedException unless the caller may run operation on the key."""
         key = view.key
-        ctx = key_context(key, view.tags)
+        ctx = key_context(key, view.tags, view.aliases)
         ctx["kms:CallerAccount"] = call.principal.account_id
         if call.invoked_by:
             ctx["kms:ViaService"] = call.invoked_by

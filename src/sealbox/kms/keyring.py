@@ -4,7 +4,7 @@ A request names a key by id, key ARN, alias name or alias ARN. The KeyRing resol
 and hands back a KeyView — the key row, its tags and grants — plus its unwrapped
 material. Views are cached per process and used only while the key row's
 `row_version` still matches the database, checked with one driver-level lookup per
-request; every change to a key, its tags or its grants bumps `row_version`, so a
+request; every change to a key, its tags, grants or aliases bumps `row_version`, so a
 change committed by any worker is seen on the next request.
 """
 
@@ -42,6 +42,7 @@ class KeyView:
     key: Key
     tags: Mapping[str, str]
     grants: tuple[Grant, ...]
+    aliases: tuple[str, ...]
     materials: Mapping[int, Material] = field(repr=False)
 
 
@@ -116,6 +117,12 @@ class KeyRing:
             key=key,
             tags=kms_repo.get_tags(conn, key.account_id, key.region, key.key_id),
             grants=tuple(kms_repo.grants_for_key(conn, key.account_id, key.region, key.key_id)),
+            aliases=tuple(
+                a.alias_name
+                for a in kms_repo.list_aliases(
+                    conn, key.account_id, key.region, key.key_id, None, 10_000
+                )
+            ),
             materials={
                 v.version: Material(
                     self._keystore.unwrap(v.wrapped_material, material_label(key, v.version)),

@@ -213,6 +213,7 @@ class KmsService:
             operation,
             view,
             encryption_context=context or {},
+            context={"kms:EncryptionAlgorithm": algorithm or SYMMETRIC_DEFAULT},
             grant_operation=grant_operation,
         )
         key = view.key
@@ -648,6 +649,7 @@ class KmsService:
                 )
             now = self._clock.now()
             kms_repo.insert_alias(conn, Alias(account, region, alias_name, key.key_id, now, now))
+            kms_repo.update_key(conn, key)  # kms:ResourceAliases changed
             call.resources.append(arns.alias_arn(region, account, alias_name))
             self._audit_in(conn, call)
 
@@ -674,6 +676,9 @@ class KmsService:
             kms_repo.retarget_alias(
                 conn, account, region, alias_name, key.key_id, self._clock.now()
             )
+            kms_repo.update_key(conn, key)  # kms:ResourceAliases changed on both keys
+            if old is not None and old.key_id != key.key_id:
+                kms_repo.update_key(conn, old)
             call.resources.append(alias.arn)
             self._audit_in(conn, call)
 
@@ -696,6 +701,8 @@ class KmsService:
             if key is not None:
                 self.access.check(call, "DeleteAlias", self.keyring.load_view(conn, key))
             kms_repo.delete_alias(conn, account, region, alias_name)
+            if key is not None:
+                kms_repo.update_key(conn, key)  # kms:ResourceAliases changed
             call.resources.append(alias.arn)
             self._audit_in(conn, call)
 
