@@ -282,11 +282,17 @@ NOT_BUILT = "UnsupportedOperationException"
         pytest.param(
             {"KeySpec": SYMMETRIC, "CustomerMasterKeySpec": "RSA_2048"}, INVALID, id="specs-differ"
         ),
-        pytest.param({"KeySpec": "RSA_2048", "KeyUsage": "ENCRYPT_DECRYPT"}, NOT_BUILT, id="rsa"),
+        pytest.param({"KeySpec": "RSA_2048"}, INVALID, id="rsa-without-usage"),
         pytest.param(
-            {"KeySpec": "HMAC_256", "KeyUsage": "GENERATE_VERIFY_MAC"}, NOT_BUILT, id="hmac"
+            {"KeySpec": "HMAC_256", "KeyUsage": "ENCRYPT_DECRYPT"}, INVALID, id="hmac-encrypt"
         ),
-        pytest.param({"MultiRegion": True}, NOT_BUILT, id="multi-region"),
+        pytest.param(
+            {"KeySpec": "ECC_NIST_P256", "KeyUsage": "ENCRYPT_DECRYPT"}, INVALID, id="ecc-encrypt"
+        ),
+        pytest.param(
+            {"KeySpec": "ECC_SECG_P256K1", "KeyUsage": "KEY_AGREEMENT"}, INVALID, id="k1-ecdh"
+        ),
+        pytest.param({"KeySpec": "SM2", "KeyUsage": "SIGN_VERIFY"}, NOT_BUILT, id="sm2"),
     ],
 )
 def test_create_key_rejects_unsupported_spec_and_usage(raw: Any, params: Params, code: str) -> None:

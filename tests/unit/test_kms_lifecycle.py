@@ -132,3 +132,36 @@ def test_key_material_never_lies_in_the_data_dir_unwrapped(rt: Runtime, tmp_path
         for material in materials:
             assert material.secret not in content, f"key material in {path}"
             assert material.secret.hex().encode() not in content
+
+
+def test_primary_waits_for_its_replica_then_starts_its_window(
+    rt: Runtime, clock: ManualClock
+) -> None:
+    key = rt.kms.create_key(root_call("CreateKey"), multi_region=True).key
+    rt.kms.multi_region.replicate_key(root_call("ReplicateKey"), key.key_id, "eu-west-1")
+    scheduled = rt.kms.schedule_key_deletion(root_call("ScheduleKeyDeletion"), key.key_id, 7)
+    assert scheduled.key_state == "PendingReplicaDeletion" and scheduled.deletion_date is None
+    replica = root_call("ScheduleKeyDeletion", region="eu-west-1")
+    rt.kms.schedule_key_deletion(replica, key.key_id, 7)
+
+    clock.advance(timedelta(days=7, seconds=1))
+    assert rt.kms_scheduler.run_due_work(rt.system_call) == (1, 0)  # the replica goes
+    primary = rt.kms.describe_key(root_call("DescribeKey"), key.key_id).key
+    assert primary.key_state.value == "PendingDeletion"
+    assert primary.deletion_date == clock.now() + timedelta(days=7)
+    clock.advance(timedelta(days=7, seconds=1))
+    assert rt.kms_scheduler.run_due_work(rt.system_call) == (1, 0)
+    with pytest.raises(NotFoundError):
+        rt.kms.describe_key(root_call("DescribeKey"), key.key_id)
+
+
+def test_multi_region_rotation_reaches_replicas(rt: Runtime, clock: ManualClock) -> None:
+    key = rt.kms.create_key(root_call("CreateKey"), multi_region=True).key
+    rt.kms.multi_region.replicate_key(root_call("ReplicateKey"), key.key_id, "eu-west-1")
+    rt.kms.enable_key_rotation(root_call("EnableKeyRotation"), key.key_id, 90)
+    west = root_call("GetKeyRotationStatus", region="eu-west-1")
+    assert rt.kms.get_key_rotation_status(west, key.key_id).enabled
+    clock.advance(timedelta(days=91))
+    assert rt.kms_scheduler.run_due_work(rt.system_call) == (0, 1)  # once, on the primary
+    blob = rt.kms.encrypt(root_call("Encrypt"), key.key_id, b"v2").ciphertext
+    assert rt.kms.decrypt(root_call("Decrypt", region="eu-west-1"), blob).plaintext == b"v2"

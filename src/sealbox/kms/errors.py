@@ -87,3 +87,23 @@ class InvalidGrantTokenError(ClientError):
 
 class InvalidGrantIdError(ClientError):
     code = "InvalidGrantIdException"
+
+
+class InvalidSignatureError(ClientError):
+    code = "KMSInvalidSignatureException"
+
+
+class InvalidMacError(ClientError):
+    code = "KMSInvalidMacException"
+
+
+class InvalidImportTokenError(ClientError):
+    code = "InvalidImportTokenException"
+
+
+class ExpiredImportTokenError(ClientError):
+    code = "ExpiredImportTokenException"
+
+
+class IncorrectKeyMaterialError(ClientError):
+    code = "IncorrectKeyMaterialException"

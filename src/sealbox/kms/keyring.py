@@ -129,6 +129,7 @@ class KeyRing:
                     v.material_id,
                 )
                 for v in versions
+                if v.wrapped_material  # empty: imported material deleted or expired
             },
         )
 

@@ -15,6 +15,7 @@ class KeyState(StrEnum):
     DISABLED = "Disabled"
     PENDING_DELETION = "PendingDeletion"
     PENDING_IMPORT = "PendingImport"
+    PENDING_REPLICA_DELETION = "PendingReplicaDeletion"
     UNAVAILABLE = "Unavailable"
 
 
@@ -45,6 +46,9 @@ class Key:
     rotation_period_days: int | None = None
     next_rotation_date: datetime | None = None
     on_demand_rotation_started: datetime | None = None
+    valid_to: datetime | None = None
+    expiration_model: str | None = None
+    primary_region: str | None = None  # multi-Region keys only
 
     @property
     def arn(self) -> str:
@@ -62,6 +66,7 @@ class KeyVersion:
     created_at: datetime
     rotation_type: str | None  # None for the key's first material
     wrapped_material: bytes = field(repr=False)
+    fingerprint: str | None = None  # imported material only
 
 
 @dataclass(frozen=True, slots=True)

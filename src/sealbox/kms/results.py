@@ -94,6 +94,6 @@ class RotationListing:
 @dataclass(frozen=True, slots=True)
 class DeletionScheduled:
     key_arn: str
-    deletion_date: datetime
+    deletion_date: datetime | None  # None while a primary waits for its replicas
     key_state: str
     pending_window_days: int

@@ -13,7 +13,7 @@ import binascii
 import re
 from collections.abc import Callable, Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
@@ -22,6 +22,7 @@ from sealbox import crypto
 from sealbox.audit.recorder import AuditRecorder
 from sealbox.call import Call
 from sealbox.clock import Clock
+from sealbox.crypto import asymmetric
 from sealbox.errors import ValidationError
 from sealbox.iam.authz import Authorizer
 from sealbox.keystore.base import KeyStore
@@ -44,6 +45,7 @@ from sealbox.kms.errors import (
     UnsupportedOperationError,
 )
 from sealbox.kms.keyring import KeyRing, KeyView, material_label
+from sealbox.kms.material import generate as generate_material
 from sealbox.kms.model import Alias, Key, KeyManager, KeyState, KeyVersion
 from sealbox.kms.policy import (
     DEFAULT_POLICY_NAME,
@@ -65,11 +67,14 @@ from sealbox.kms.results import (
     RotationStatus,
     TagListing,
 )
-from sealbox.storage import kms_repo
+from sealbox.storage import audit_repo, kms_repo
 from sealbox.storage.db import Database
 
 if TYPE_CHECKING:
+    from sealbox.kms.asymmetric_ops import AsymmetricService
     from sealbox.kms.grant_ops import GrantService
+    from sealbox.kms.importing import ImportService
+    from sealbox.kms.multi_region import MultiRegionService
 
 SYMMETRIC_DEFAULT = "SYMMETRIC_DEFAULT"
 DATA_KEY_SPECS = {"AES_256": 32, "AES_128": 16}
@@ -81,6 +86,13 @@ DRY_RUN_MESSAGE = "The request would have succeeded, but the DryRun option is se
 LOCKOUT_MESSAGE = "The new key policy will not allow you to update the key policy in the future."
 
 InternalOpHook = Callable[[str, str], None]  # (operation, calling service)
+
+# The cryptographic operations GetKeyLastUsage reports.
+CRYPTO_EVENTS = frozenset(
+    {"Encrypt", "Decrypt", "ReEncrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext",
+     "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext", "Sign", "Verify",
+     "GenerateMac", "VerifyMac", "DeriveSharedSecret"}
+)  # fmt: skip
 
 
 def encode_marker(value: str) -> str:
@@ -114,9 +126,15 @@ class KmsService:
         self.keyring = KeyRing(db, keystore)
         self.access = KeyAccess(authorizer)
         # Grant operations live in grant_ops.GrantService, which builds on this one.
+        from sealbox.kms.asymmetric_ops import AsymmetricService
         from sealbox.kms.grant_ops import GrantService
+        from sealbox.kms.importing import ImportService
+        from sealbox.kms.multi_region import MultiRegionService
 
         self.grant_service: GrantService = GrantService(self, db, clock)
+        self.asymmetric: AsymmetricService = AsymmetricService(self)
+        self.importing: ImportService = ImportService(self, db, keystore, clock)
+        self.multi_region: MultiRegionService = MultiRegionService(self, db, clock)
 
     # -- state rules ---------------------------------------------------------------
 
@@ -132,7 +150,7 @@ class KmsService:
 
     @staticmethod
     def _require_not_pending_deletion(key: Key) -> None:
-        if key.key_state is KeyState.PENDING_DELETION:
+        if key.key_state in (KeyState.PENDING_DELETION, KeyState.PENDING_REPLICA_DELETION):
             raise InvalidStateError(f"{key.arn} is pending deletion.")
 
     @staticmethod
@@ -148,24 +166,57 @@ class KmsService:
             raise InvalidKeyUsageError(
                 f"{key.arn} key usage is {key.key_usage} which is not valid."
             )
+        if key.key_spec != SYMMETRIC_DEFAULT:
+            raise InvalidKeyUsageError(
+                f"{key.arn} is not a symmetric encryption key (KeySpec {key.key_spec})."
+            )
         algorithm = algorithm or SYMMETRIC_DEFAULT
-        if key.key_spec == SYMMETRIC_DEFAULT and algorithm != SYMMETRIC_DEFAULT:
+        if algorithm != SYMMETRIC_DEFAULT:
             raise InvalidKeyUsageError(
                 f"EncryptionAlgorithm {algorithm} is not supported by {key.arn} "
                 f"with KeySpec {key.key_spec}."
             )
         return algorithm
 
+    @staticmethod
+    def _require_rsa_encryption(
+        key: Key, algorithm: str | None, context: Mapping[str, str] | None
+    ) -> str:
+        """Encrypt/Decrypt with an RSA key: an explicit OAEP algorithm, no context."""
+        if key.key_usage != "ENCRYPT_DECRYPT":
+            raise InvalidKeyUsageError(
+                f"{key.arn} key usage is {key.key_usage} which is not valid."
+            )
+        spec = keyspec.info(key.key_spec)
+        if algorithm is None or algorithm not in spec.encryption_algorithms:
+            raise InvalidKeyUsageError(
+                f"EncryptionAlgorithm {algorithm} is not supported by {key.arn} with KeySpec "
+                f"{key.key_spec}; use one of {', '.join(spec.encryption_algorithms)}."
+            )
+        if context:
+            raise ValidationError("Asymmetric KMS keys do not support an encryption context.")
+        return algorithm
+
     # -- key material ------------------------------------------------------------------
 
-    def _new_version(self, key: Key, version: int, rotation_type: str | None) -> KeyVersion:
-        material = crypto.new_key_material()
+    def _new_version(
+        self,
+        key: Key,
+        version: int,
+        rotation_type: str | None,
+        material: bytes | None = None,
+        fingerprint: str | None = None,
+    ) -> KeyVersion:
+        """A key version holding material (generated for the key's spec unless given)."""
+        if material is None:
+            material = generate_material(keyspec.info(key.key_spec))
         return KeyVersion(
             version=version,
             material_id=crypto.random_bytes(32).hex(),
             created_at=self._clock.now(),
             rotation_type=rotation_type,
             wrapped_material=self._keystore.wrap(material, material_label(key, version)),
+            fingerprint=fingerprint,
         )
 
     def _open(
@@ -177,8 +228,15 @@ class KmsService:
         algorithm: str | None,
         operation: str,
         grant_operation: str | None = None,
+        imported: KeyView | None = None,
     ) -> tuple[KeyView, bytes, str, str]:
-        """Authorize and decrypt a blob: (view, plaintext, algorithm, material id)."""
+        """Authorize and decrypt a blob: (view, plaintext, algorithm, material id).
+
+        `imported` is the view of an EXTERNAL-origin key the caller named: a blob made
+        by another Sealbox (or a deleted key) holding the same imported material names
+        a key id unknown here, and opens with this key's material instead — one
+        authenticated attempt, the blob's own header still bound as AAD.
+        """
         try:
             header, _ = crypto.read_header(blob)
         except crypto.InvalidCiphertext:
@@ -186,6 +244,8 @@ class KmsService:
         if not arns.is_key_id(header.key_id):
             raise InvalidCiphertextError("The ciphertext is not valid.")
         region = call.region
+        if imported is not None and header.key_id != imported.key.key_id:
+            return self._open_imported(call, imported, blob, header, context, algorithm, operation)
         if key_id is not None:
             account, _, wanted = self.keyring.resolve(None, call, key_id, allow_alias=True)
             if wanted != header.key_id:
@@ -231,6 +291,32 @@ class KmsService:
             ) from None
         return view, plaintext, algorithm, material.material_id
 
+    def _open_imported(
+        self,
+        call: Call,
+        view: KeyView,
+        blob: bytes,
+        header: crypto.BlobHeader,
+        context: Mapping[str, str] | None,
+        algorithm: str | None,
+        operation: str,
+    ) -> tuple[KeyView, bytes, str, str]:
+        self.access.check(call, operation, view, encryption_context=context or {})
+        key = view.key
+        self._require_usable(key)
+        algorithm = self._require_symmetric_encryption(key, algorithm)
+        material = view.materials.get(header.key_version)
+        incorrect = IncorrectKeyError(
+            "The key ID in the request does not identify a KMS key that can perform this operation."
+        )
+        if material is None:
+            raise incorrect
+        try:
+            plaintext = crypto.open_blob(material.secret, blob, context)
+        except crypto.InvalidCiphertext:
+            raise incorrect from None
+        return view, plaintext, algorithm, material.material_id
+
     # -- cryptographic operations -------------------------------------------------
 
     def encrypt(
@@ -252,11 +338,39 @@ class KmsService:
             context={"kms:EncryptionAlgorithm": alg, **_request_alias(key_id)},
         )
         self._require_usable(view.key)
-        algorithm = self._require_symmetric_encryption(view.key, algorithm)
         if dry_run:
+            self._encryption_algorithm(view.key, algorithm, context)
             raise DryRunOperationError(DRY_RUN_MESSAGE)
-        ciphertext, _ = self.keyring.seal(view, plaintext, context)
+        ciphertext, algorithm = self._encrypt_with(view, plaintext, context, algorithm)
         return EncryptResult(ciphertext, view.key.arn, algorithm)
+
+    def _encryption_algorithm(
+        self, key: Key, algorithm: str | None, context: Mapping[str, str] | None
+    ) -> str:
+        if key.key_spec == SYMMETRIC_DEFAULT:
+            return self._require_symmetric_encryption(key, algorithm)
+        return self._require_rsa_encryption(key, algorithm, context)
+
+    def _encrypt_with(
+        self,
+        view: KeyView,
+        plaintext: bytes,
+        context: Mapping[str, str] | None,
+        algorithm: str | None,
+    ) -> tuple[bytes, str]:
+        """Symmetric keys seal a KMS blob; RSA keys return the raw OAEP ciphertext."""
+        key = view.key
+        algorithm = self._encryption_algorithm(key, algorithm, context)
+        if key.key_spec == SYMMETRIC_DEFAULT:
+            return self.keyring.seal(view, plaintext, context)[0], algorithm
+        limit = asymmetric.rsa_max_plaintext(key.key_spec, algorithm)
+        if len(plaintext) > limit:
+            raise ValidationError(
+                f"Plaintext is {len(plaintext)} bytes; {key.key_spec} with {algorithm} "
+                f"encrypts at most {limit} bytes."
+            )
+        private = view.materials[key.current_version].secret
+        return asymmetric.rsa_encrypt(private, algorithm, plaintext), algorithm
 
     def decrypt(
         self,
@@ -267,12 +381,54 @@ class KmsService:
         algorithm: str | None = None,
         dry_run: bool = False,
     ) -> DecryptResult:
-        view, plaintext, algorithm, material_id = self._open(
+        view, plaintext, algorithm, material_id = self._decrypt_any(
             call, ciphertext, context, key_id, algorithm, "Decrypt"
         )
         if dry_run:
             raise DryRunOperationError(DRY_RUN_MESSAGE)
         return DecryptResult(plaintext, view.key.arn, algorithm, material_id)
+
+    def _decrypt_any(
+        self,
+        call: Call,
+        ciphertext: bytes,
+        context: Mapping[str, str] | None,
+        key_id: str | None,
+        algorithm: str | None,
+        operation: str,
+    ) -> tuple[KeyView, bytes, str, str]:
+        """A KMS blob (symmetric) or, when KeyId names an RSA key, an OAEP ciphertext."""
+        if key_id is not None:
+            view = self.keyring.view(call, key_id)
+            if view.key.key_spec != SYMMETRIC_DEFAULT:
+                return self._rsa_decrypt(call, view, ciphertext, context, algorithm, operation)
+            if view.key.origin == "EXTERNAL":
+                return self._open(
+                    call, ciphertext, context, key_id, algorithm, operation, imported=view
+                )
+        return self._open(call, ciphertext, context, key_id, algorithm, operation)
+
+    def _rsa_decrypt(
+        self,
+        call: Call,
+        view: KeyView,
+        ciphertext: bytes,
+        context: Mapping[str, str] | None,
+        algorithm: str | None,
+        operation: str,
+    ) -> tuple[KeyView, bytes, str, str]:
+        key = view.key
+        self.access.check(
+            call, operation, view, context={"kms:EncryptionAlgorithm": algorithm or ""}
+        )
+        self._require_usable(key)
+        algorithm = self._require_rsa_encryption(key, algorithm, context)
+        material = view.materials[key.current_version]
+        try:
+            plaintext = asymmetric.rsa_decrypt(material.secret, algorithm, ciphertext)
+        except crypto.InvalidCiphertext:
+            raise InvalidCiphertextError("The ciphertext is not valid.") from None
+        return view, plaintext, algorithm, material.material_id
 
     def re_encrypt(
         self,
@@ -286,7 +442,7 @@ class KmsService:
         destination_algorithm: str | None = None,
         dry_run: bool = False,
     ) -> ReEncryptResult:
-        source, plaintext, source_algorithm, source_material = self._open(
+        source, plaintext, source_algorithm, source_material = self._decrypt_any(
             call,
             ciphertext,
             source_context,
@@ -297,10 +453,13 @@ class KmsService:
         dest = self.keyring.view(call, destination_key_id)
         self.access.check(call, "ReEncryptTo", dest, encryption_context=destination_context or {})
         self._require_usable(dest.key)
-        destination_algorithm = self._require_symmetric_encryption(dest.key, destination_algorithm)
+        self._encryption_algorithm(dest.key, destination_algorithm, destination_context)
         if dry_run:
             raise DryRunOperationError(DRY_RUN_MESSAGE)
-        new_blob, dest_material = self.keyring.seal(dest, plaintext, destination_context)
+        new_blob, destination_algorithm = self._encrypt_with(
+            dest, plaintext, destination_context, destination_algorithm
+        )
+        dest_material = dest.materials[dest.key.current_version].material_id
         return ReEncryptResult(
             new_blob,
             source.key.arn,
@@ -374,44 +533,45 @@ class KmsService:
         self.access.check_account(call, "CreateKey", request_ctx)
         if key_spec and customer_master_key_spec and key_spec != customer_master_key_spec:
             raise ValidationError("KeySpec and CustomerMasterKeySpec must not differ.")
-        info = keyspec.resolve(key_spec or customer_master_key_spec, key_usage)
+        spec, usage = keyspec.resolve(key_spec or customer_master_key_spec, key_usage)
         origin = origin or "AWS_KMS"
-        if origin != "AWS_KMS":
-            raise UnsupportedOperationError(f"Origin {origin} is not supported by this server yet.")
-        if multi_region:
-            raise UnsupportedOperationError(
-                "Multi-Region keys are not supported by this server yet."
-            )
+        if origin not in ("AWS_KMS", "EXTERNAL"):
+            raise UnsupportedOperationError(f"Origin {origin} is not supported by this server.")
+        if origin == "EXTERNAL" and spec.kind == "mldsa":
+            raise UnsupportedOperationError(f"{spec.name} keys cannot have imported material.")
         account = call.principal.account_id
         if policy is not None:
             validate_key_policy(policy)
         key = Key(
             account_id=account,
             region=call.region,
-            key_id=arns.new_key_id(),
+            key_id=arns.new_key_id(multi_region),
             description=description,
-            key_usage=info.usages[0] if key_usage is None else key_usage,
-            key_spec=info.name,
+            key_usage=usage,
+            key_spec=spec.name,
             origin=origin,
             key_manager=KeyManager.CUSTOMER,
-            key_state=KeyState.ENABLED,
+            key_state=KeyState.PENDING_IMPORT if origin == "EXTERNAL" else KeyState.ENABLED,
             creation_date=self._clock.now(),
             policy=policy if policy is not None else default_key_policy(account),
-            current_version=1,
+            current_version=0 if origin == "EXTERNAL" else 1,
+            multi_region=multi_region,
+            primary_region=call.region if multi_region else None,
         )
         if policy is not None and not bypass_policy_lockout_safety_check:
             self._check_lockout(call, key, policy)
-        version = self._new_version(key, 1, None)
+        versions = [] if origin == "EXTERNAL" else [self._new_version(key, 1, None)]
 
         def work(conn: Connection) -> None:
             kms_repo.insert_key(conn, key)
-            kms_repo.insert_version(conn, key, version)
+            for version in versions:
+                kms_repo.insert_version(conn, key, version)
             kms_repo.put_tags(conn, key, tag_map)
             call.resources.append(key.arn)
             self._audit_in(conn, call)
 
         self._db.write(work)
-        return KeyDescription(key, version.material_id, tag_map)
+        return KeyDescription(key, versions[0].material_id if versions else None, tag_map)
 
     def _check_lockout(self, call: Call, key: Key, policy: str) -> None:
         """Refuse a policy that would stop the caller from ever changing it again."""
@@ -536,20 +696,26 @@ class KmsService:
 
         def change(conn: Connection, key: Key) -> None:
             self._require_customer_managed(key, "ScheduleKeyDeletion")
-            if key.key_state is KeyState.PENDING_DELETION:
+            if key.key_state in (KeyState.PENDING_DELETION, KeyState.PENDING_REPLICA_DELETION):
                 raise InvalidStateError(f"{key.arn} is pending deletion.")
-            key.key_state = KeyState.PENDING_DELETION
             key.pending_window_days = days
+            from sealbox.kms.multi_region import has_replicas, is_primary
+
+            if is_primary(key) and has_replicas(conn, key):
+                # AWS: a primary outlives its replicas; its window starts after them.
+                key.key_state = KeyState.PENDING_REPLICA_DELETION
+                key.deletion_date = None
+                return
+            key.key_state = KeyState.PENDING_DELETION
             key.deletion_date = self._clock.now() + timedelta(days=days)
 
         ctx: Context = {"kms:ScheduleKeyDeletionPendingWindowInDays": str(days)}
         key = self._mutate(call, key_id, "ScheduleKeyDeletion", change, ctx)
-        assert key.deletion_date is not None
         return DeletionScheduled(key.arn, key.deletion_date, key.key_state.value, days)
 
     def cancel_key_deletion(self, call: Call, key_id: str) -> str:
         def change(conn: Connection, key: Key) -> None:
-            if key.key_state is not KeyState.PENDING_DELETION:
+            if key.key_state not in (KeyState.PENDING_DELETION, KeyState.PENDING_REPLICA_DELETION):
                 raise InvalidStateError(f"{key.arn} is not pending deletion.")
             key.key_state = KeyState.DISABLED
             key.deletion_date = None
@@ -734,9 +900,26 @@ class KmsService:
                 f"{key.arn} does not support rotation: only symmetric encryption keys "
                 "with key material generated by KMS rotate."
             )
+        if key.multi_region and key.primary_region != key.region:
+            raise UnsupportedOperationError(
+                f"{key.arn} is a multi-Region replica; manage rotation on the primary key "
+                f"in {key.primary_region}."
+            )
         if key.key_state is KeyState.DISABLED:
             raise DisabledError(f"{key.arn} is disabled.")
         self._require_not_pending_deletion(key)
+
+    @staticmethod
+    def _sync_rotation(conn: Connection, key: Key) -> None:
+        """Replicas share the primary's rotation settings."""
+        if not key.multi_region:
+            return
+        for other in kms_repo.related_keys(conn, key.account_id, key.key_id):
+            if other.region != key.region:
+                other.rotation_enabled = key.rotation_enabled
+                other.rotation_period_days = key.rotation_period_days
+                other.next_rotation_date = key.next_rotation_date
+                kms_repo.update_key(conn, other)
 
     def enable_key_rotation(self, call: Call, key_id: str, period_days: int | None) -> None:
         period = 365 if period_days is None else period_days
@@ -754,6 +937,7 @@ class KmsService:
                 key.next_rotation_date = now + timedelta(days=period)
             key.rotation_enabled = True
             key.rotation_period_days = period
+            self._sync_rotation(conn, key)
 
         ctx: Context = {"kms:RotationPeriodInDays": str(period)}
         self._mutate(call, key_id, "EnableKeyRotation", change, ctx)
@@ -764,6 +948,7 @@ class KmsService:
             key.rotation_enabled = False
             key.rotation_period_days = None
             key.next_rotation_date = None
+            self._sync_rotation(conn, key)
 
         self._mutate(call, key_id, "DisableKeyRotation", change)
 
@@ -784,6 +969,10 @@ class KmsService:
         version = self._new_version(key, key.current_version + 1, rotation_type)
         kms_repo.insert_version(conn, key, version)
         key.current_version = version.version
+        if key.multi_region:
+            from sealbox.kms.multi_region import rotate_related
+
+            rotate_related(conn, key, version)
 
     def rotate_key_on_demand(self, call: Call, key_id: str) -> str:
         def change(conn: Connection, key: Key) -> None:
@@ -839,6 +1028,17 @@ class KmsService:
             for v in chosen
         ]
         return RotationListing(entries, encode_marker(str(chosen[-1].version)) if more else None)
+
+    # -- usage ----------------------------------------------------------------------------
+
+    def get_key_last_usage(self, call: Call, key_id: str) -> tuple[Key, dict[str, Any] | None]:
+        """The newest successful cryptographic use of a key, from the audit records."""
+        view = self._view_for_key_id_only(call, key_id)
+        self.access.check(call, "GetKeyLastUsage", view)
+        key = view.key
+        with self._db.read() as conn:
+            record = audit_repo.last_successful_use(conn, key.account_id, key.arn, CRYPTO_EVENTS)
+        return key, record
 
     # -- key policies -----------------------------------------------------------------------
 

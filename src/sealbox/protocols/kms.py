@@ -7,9 +7,11 @@ result. AWS semantics live in the service; this only maps names and shapes.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from sealbox.call import Call
+from sealbox.kms import keyspec
 from sealbox.kms.grants import Grant
 from sealbox.kms.model import Alias, Key
 from sealbox.kms.results import KeyDescription
@@ -21,7 +23,7 @@ Handler = Callable[[KmsService, Call, Params], Params]
 EVENT_SOURCE = "kms.amazonaws.com"
 
 
-def key_metadata(desc: KeyDescription) -> Params:
+def key_metadata(desc: KeyDescription, svc: KmsService | None = None) -> Params:
     key: Key = desc.key
     meta: Params = {
         "AWSAccountId": key.account_id,
@@ -36,9 +38,15 @@ def key_metadata(desc: KeyDescription) -> Params:
         "KeyManager": key.key_manager.value,
         "CustomerMasterKeySpec": key.key_spec,
         "KeySpec": key.key_spec,
-        "EncryptionAlgorithms": ["SYMMETRIC_DEFAULT"],
         "MultiRegion": key.multi_region,
+        **keyspec.info(key.key_spec).algorithms_for(key.key_usage),
     }
+    if key.origin == "EXTERNAL" and key.expiration_model is not None:
+        meta["ExpirationModel"] = key.expiration_model
+        if key.valid_to is not None:
+            meta["ValidTo"] = key.valid_to
+    if key.multi_region and svc is not None:
+        meta["MultiRegionConfiguration"] = svc.multi_region.configuration(key)
     if key.deletion_date is not None:
         # (PendingDeletionWindowInDays is only for PendingReplicaDeletion, per AWS.)
         meta["DeletionDate"] = key.deletion_date
@@ -78,11 +86,11 @@ def create_key(svc: KmsService, call: Call, p: Params) -> Params:
         multi_region=p.get("MultiRegion", False),
         bypass_policy_lockout_safety_check=p.get("BypassPolicyLockoutSafetyCheck", False),
     )
-    return {"KeyMetadata": key_metadata(desc)}
+    return {"KeyMetadata": key_metadata(desc, svc)}
 
 
 def describe_key(svc: KmsService, call: Call, p: Params) -> Params:
-    return {"KeyMetadata": key_metadata(svc.describe_key(call, p["KeyId"]))}
+    return {"KeyMetadata": key_metadata(svc.describe_key(call, p["KeyId"]), svc)}
 
 
 def list_keys(svc: KmsService, call: Call, p: Params) -> Params:
@@ -276,7 +284,7 @@ def schedule_key_deletion(svc: KmsService, call: Call, p: Params) -> Params:
     r = svc.schedule_key_deletion(call, p["KeyId"], p.get("PendingWindowInDays"))
     return {
         "KeyId": r.key_arn,
-        "DeletionDate": r.deletion_date,
+        "DeletionDate": r.deletion_date,  # absent while a primary waits for replicas
         "KeyState": r.key_state,
         "PendingWindowInDays": r.pending_window_days,
     }
@@ -373,7 +381,171 @@ def revoke_grant(svc: KmsService, call: Call, p: Params) -> Params:
     return {}
 
 
+# -- asymmetric, HMAC ------------------------------------------------------------
+
+
+def sign(svc: KmsService, call: Call, p: Params) -> Params:
+    r = svc.asymmetric.sign(
+        call, p["KeyId"], p["Message"], p["SigningAlgorithm"], p.get("MessageType"),
+        p.get("DryRun", False),
+    )  # fmt: skip
+    return {"KeyId": r.key_arn, "Signature": r.signature, "SigningAlgorithm": r.algorithm}
+
+
+def verify(svc: KmsService, call: Call, p: Params) -> Params:
+    r = svc.asymmetric.verify(
+        call, p["KeyId"], p["Message"], p["Signature"], p["SigningAlgorithm"],
+        p.get("MessageType"), p.get("DryRun", False),
+    )  # fmt: skip
+    return {"KeyId": r.key_arn, "SignatureValid": True, "SigningAlgorithm": r.algorithm}
+
+
+def get_public_key(svc: KmsService, call: Call, p: Params) -> Params:
+    r = svc.asymmetric.get_public_key(call, p["KeyId"])
+    key = r.key
+    return {
+        "KeyId": key.arn,
+        "PublicKey": r.public_key,
+        "CustomerMasterKeySpec": key.key_spec,
+        "KeySpec": key.key_spec,
+        "KeyUsage": key.key_usage,
+        **keyspec.info(key.key_spec).algorithms_for(key.key_usage),
+    }
+
+
+def generate_mac(svc: KmsService, call: Call, p: Params) -> Params:
+    r = svc.asymmetric.generate_mac(
+        call, p["KeyId"], p["Message"], p["MacAlgorithm"], p.get("DryRun", False)
+    )
+    return {"Mac": r.mac, "MacAlgorithm": r.algorithm, "KeyId": r.key_arn}
+
+
+def verify_mac(svc: KmsService, call: Call, p: Params) -> Params:
+    r = svc.asymmetric.verify_mac(
+        call, p["KeyId"], p["Message"], p["Mac"], p["MacAlgorithm"], p.get("DryRun", False)
+    )
+    return {"KeyId": r.key_arn, "MacValid": True, "MacAlgorithm": r.algorithm}
+
+
+def _data_key_pair(svc: KmsService, call: Call, p: Params, include: bool) -> Params:
+    r = svc.asymmetric.generate_data_key_pair(
+        call, p["KeyId"], p["KeyPairSpec"], p.get("EncryptionContext"), include,
+        p.get("DryRun", False),
+    )  # fmt: skip
+    out: Params = {
+        "PrivateKeyCiphertextBlob": r.private_ciphertext,
+        "PublicKey": r.public_key,
+        "KeyId": r.key_arn,
+        "KeyPairSpec": r.spec,
+        "KeyMaterialId": r.material_id,
+    }
+    if r.private_plaintext is not None:
+        out["PrivateKeyPlaintext"] = r.private_plaintext
+    return out
+
+
+def generate_data_key_pair(svc: KmsService, call: Call, p: Params) -> Params:
+    return _data_key_pair(svc, call, p, include=True)
+
+
+def generate_data_key_pair_without_plaintext(svc: KmsService, call: Call, p: Params) -> Params:
+    return _data_key_pair(svc, call, p, include=False)
+
+
+def derive_shared_secret(svc: KmsService, call: Call, p: Params) -> Params:
+    r = svc.asymmetric.derive_shared_secret(
+        call, p["KeyId"], p["KeyAgreementAlgorithm"], p["PublicKey"], p.get("DryRun", False)
+    )
+    return {
+        "KeyId": r.key_arn,
+        "SharedSecret": r.shared_secret,
+        "KeyAgreementAlgorithm": p["KeyAgreementAlgorithm"],
+        "KeyOrigin": r.origin,
+    }
+
+
+# -- imported key material -----------------------------------------------------------
+
+
+def get_parameters_for_import(svc: KmsService, call: Call, p: Params) -> Params:
+    r = svc.importing.get_parameters_for_import(
+        call, p["KeyId"], p["WrappingAlgorithm"], p["WrappingKeySpec"]
+    )
+    return {
+        "KeyId": r.key_arn,
+        "ImportToken": r.import_token,
+        "PublicKey": r.public_key,
+        "ParametersValidTo": r.valid_to,
+    }
+
+
+def import_key_material(svc: KmsService, call: Call, p: Params) -> Params:
+    arn, material_id = svc.importing.import_key_material(
+        call, p["KeyId"], p["ImportToken"], p["EncryptedKeyMaterial"], p.get("ValidTo"),
+        p.get("ExpirationModel"),
+    )  # fmt: skip
+    return {"KeyId": arn, "KeyMaterialId": material_id}
+
+
+def delete_imported_key_material(svc: KmsService, call: Call, p: Params) -> Params:
+    arn, material_id = svc.importing.delete_imported_key_material(call, p["KeyId"])
+    return {"KeyId": arn, "KeyMaterialId": material_id}
+
+
+# -- multi-Region keys, usage ----------------------------------------------------------
+
+
+def replicate_key(svc: KmsService, call: Call, p: Params) -> Params:
+    r = svc.multi_region.replicate_key(
+        call, p["KeyId"], p["ReplicaRegion"], p.get("Policy"), p.get("Description", ""),
+        _tags(p),
+    )  # fmt: skip
+    return {
+        "ReplicaKeyMetadata": key_metadata(r.description, svc),
+        "ReplicaPolicy": r.policy,
+        "ReplicaTags": [{"TagKey": k, "TagValue": v} for k, v in r.tags.items()],
+    }
+
+
+def update_primary_region(svc: KmsService, call: Call, p: Params) -> Params:
+    svc.multi_region.update_primary_region(call, p["KeyId"], p["PrimaryRegion"])
+    return {}
+
+
+def get_key_last_usage(svc: KmsService, call: Call, p: Params) -> Params:
+    key, record = svc.get_key_last_usage(call, p["KeyId"])
+    out: Params = {
+        "KeyId": key.arn,
+        "TrackingStartDate": key.creation_date,
+        "KeyCreationDate": key.creation_date,
+    }
+    if record is not None:
+        out["KeyLastUsage"] = {
+            "Operation": record["eventName"],
+            "Timestamp": datetime.strptime(record["eventTime"], "%Y-%m-%dT%H:%M:%SZ").replace(
+                tzinfo=UTC
+            ),
+            "CloudTrailEventId": record["eventID"],
+            "KmsRequestId": record["requestID"],
+        }
+    return out
+
+
 OPERATIONS: dict[str, Handler] = {
+    "Sign": sign,
+    "Verify": verify,
+    "GetPublicKey": get_public_key,
+    "GenerateMac": generate_mac,
+    "VerifyMac": verify_mac,
+    "GenerateDataKeyPair": generate_data_key_pair,
+    "GenerateDataKeyPairWithoutPlaintext": generate_data_key_pair_without_plaintext,
+    "DeriveSharedSecret": derive_shared_secret,
+    "GetParametersForImport": get_parameters_for_import,
+    "ImportKeyMaterial": import_key_material,
+    "DeleteImportedKeyMaterial": delete_imported_key_material,
+    "ReplicateKey": replicate_key,
+    "UpdatePrimaryRegion": update_primary_region,
+    "GetKeyLastUsage": get_key_last_usage,
     "CreateGrant": create_grant,
     "ListGrants": list_grants,
     "ListRetirableGrants": list_retirable_grants,
@@ -431,5 +603,14 @@ READ_ONLY = frozenset(
         "ListKeyPolicies",
         "ListGrants",
         "ListRetirableGrants",
+        "Sign",
+        "Verify",
+        "GetPublicKey",
+        "GenerateMac",
+        "VerifyMac",
+        "GenerateDataKeyPair",
+        "GenerateDataKeyPairWithoutPlaintext",
+        "DeriveSharedSecret",
+        "GetKeyLastUsage",
     }
 )

@@ -80,3 +80,21 @@ def latest_records(conn: Connection, account_id: str, limit: int = 50) -> list[d
         .limit(limit)
     )
     return [json.loads(r.record) for r in rows]
+
+
+def last_successful_use(
+    conn: Connection, account_id: str, resource_arn: str, event_names: frozenset[str]
+) -> dict[str, Any] | None:
+    """The newest successful record naming resource_arn among event_names."""
+    row = conn.execute(
+        select(audit_events.c.record)
+        .where(
+            (audit_events.c.account_id == account_id)
+            & (audit_events.c.resource_arn == resource_arn)
+            & (audit_events.c.error_code.is_(None))
+            & (audit_events.c.event_name.in_(sorted(event_names)))
+        )
+        .order_by(audit_events.c.seq.desc())
+        .limit(1)
+    ).first()
+    return None if row is None else dict(json.loads(row.record))

@@ -15,6 +15,7 @@ from sealbox.storage.tables import (
     kms_aliases,
     kms_deleted_keys,
     kms_grants,
+    kms_import_params,
     kms_key_versions,
     kms_keys,
     kms_tags,
@@ -24,7 +25,8 @@ _KEY_FIELDS = (
     "description", "key_usage", "key_spec", "origin", "key_manager", "key_state",
     "creation_date", "deletion_date", "pending_window_days", "policy", "multi_region",
     "rotation_enabled", "rotation_period_days", "next_rotation_date",
-    "on_demand_rotation_started", "current_version",
+    "on_demand_rotation_started", "current_version", "valid_to", "expiration_model",
+    "primary_region",
 )  # fmt: skip
 
 
@@ -58,6 +60,9 @@ def _key_from_row(row: Row[Any]) -> Key:
         rotation_period_days=row.rotation_period_days,
         next_rotation_date=row.next_rotation_date,
         on_demand_rotation_started=row.on_demand_rotation_started,
+        valid_to=row.valid_to,
+        expiration_model=row.expiration_model,
+        primary_region=row.primary_region,
     )
 
 
@@ -186,6 +191,7 @@ def insert_version(conn: Connection, key: Key, version: KeyVersion) -> None:
             wrapped_material=version.wrapped_material,
             created_at=version.created_at,
             rotation_type=version.rotation_type,
+            material_fingerprint=version.fingerprint,
         )
     )
 
@@ -207,6 +213,7 @@ def get_versions(conn: Connection, account_id: str, region: str, key_id: str) ->
             created_at=r.created_at,
             rotation_type=r.rotation_type,
             wrapped_material=bytes(r.wrapped_material),
+            fingerprint=r.material_fingerprint,
         )
         for r in rows
     ]
@@ -441,3 +448,92 @@ def key_account(db: Database, region: str, key_id: str) -> str | None:
         "SELECT account_id FROM kms_keys WHERE region = ? AND key_id = ?", (region, key_id)
     )
     return None if row is None else str(row[0])
+
+
+# -- imported key material -------------------------------------------------
+
+
+def insert_import_params(
+    conn: Connection,
+    token_digest: bytes,
+    key: Key,
+    wrapping_algorithm: str,
+    wrapping_key_spec: str,
+    wrapped_private_key: bytes,
+    valid_to: datetime,
+) -> None:
+    conn.execute(
+        kms_import_params.insert().values(
+            token_digest=token_digest,
+            account_id=key.account_id,
+            region=key.region,
+            key_id=key.key_id,
+            wrapping_algorithm=wrapping_algorithm,
+            wrapping_key_spec=wrapping_key_spec,
+            wrapped_private_key=wrapped_private_key,
+            valid_to=valid_to,
+        )
+    )
+
+
+def get_import_params(conn: Connection, token_digest: bytes) -> Row[Any] | None:
+    return conn.execute(
+        select(kms_import_params).where(kms_import_params.c.token_digest == token_digest)
+    ).first()
+
+
+def delete_expired_import_params(conn: Connection, now: datetime) -> None:
+    conn.execute(delete(kms_import_params).where(kms_import_params.c.valid_to < now))
+
+
+def keys_with_expired_material(conn: Connection, now: datetime) -> list[tuple[str, str, str]]:
+    rows = conn.execute(
+        select(kms_keys.c.account_id, kms_keys.c.region, kms_keys.c.key_id).where(
+            (kms_keys.c.expiration_model == "KEY_MATERIAL_EXPIRES")
+            & (kms_keys.c.valid_to <= now)
+            & (kms_keys.c.key_state != "PendingImport")
+        )
+    )
+    return [(r.account_id, r.region, r.key_id) for r in rows]
+
+
+def forget_material(conn: Connection, key: Key) -> None:
+    """Destroy a key's imported material, keeping each version's id and fingerprint so
+    that only the same material can be imported again."""
+    conn.execute(
+        update(kms_key_versions)
+        .where(
+            (kms_key_versions.c.account_id == key.account_id)
+            & (kms_key_versions.c.region == key.region)
+            & (kms_key_versions.c.key_id == key.key_id)
+        )
+        .values(wrapped_material=b"")
+    )
+
+
+def restore_material(conn: Connection, key: Key, version: int, wrapped: bytes) -> None:
+    conn.execute(
+        update(kms_key_versions)
+        .where(
+            (kms_key_versions.c.account_id == key.account_id)
+            & (kms_key_versions.c.region == key.region)
+            & (kms_key_versions.c.key_id == key.key_id)
+            & (kms_key_versions.c.version == version)
+        )
+        .values(wrapped_material=wrapped)
+    )
+
+
+def related_keys(conn: Connection, account_id: str, key_id: str) -> list[Key]:
+    """All regions' keys sharing a multi-Region key id."""
+    rows = conn.execute(
+        select(kms_keys)
+        .where((kms_keys.c.account_id == account_id) & (kms_keys.c.key_id == key_id))
+        .order_by(kms_keys.c.region)
+    )
+    return [_key_from_row(r) for r in rows]
+
+
+def keys_pending_replica_deletion(conn: Connection) -> list[Key]:
+    rows = conn.execute(select(kms_keys).where(kms_keys.c.key_state == "PendingReplicaDeletion"))
+    return [_key_from_row(r) for r in rows]

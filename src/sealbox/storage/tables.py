@@ -204,6 +204,11 @@ kms_keys = Table(
     Column("next_rotation_date", UtcDateTime()),
     Column("on_demand_rotation_started", UtcDateTime()),
     Column("current_version", Integer, nullable=False),
+    # Imported material: when it expires (KEY_MATERIAL_EXPIRES) or None.
+    Column("valid_to", UtcDateTime()),
+    Column("expiration_model", String(32)),
+    # Multi-Region keys: the region of the primary key of the related set.
+    Column("primary_region", String(32)),
     # Bumped by every change, so a node's cache can tell a stale entry.
     Column("row_version", BigInteger, nullable=False, default=1),
     Index("ix_kms_keys_deletion", "key_state", "deletion_date"),
@@ -221,6 +226,8 @@ kms_key_versions = Table(
     Column("wrapped_material", LargeBinary, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("rotation_type", String(16)),
+    # Imported material's keyed fingerprint: re-imports must bring the same material.
+    Column("material_fingerprint", String(64)),
     ForeignKeyConstraint(
         ["account_id", "region", "key_id"],
         ["kms_keys.account_id", "kms_keys.region", "kms_keys.key_id"],
@@ -248,6 +255,21 @@ kms_grants = Table(
         ["kms_keys.account_id", "kms_keys.region", "kms_keys.key_id"],
         ondelete="CASCADE",
     ),
+)
+
+# GetParametersForImport: an RSA wrapping key pair per (key, token), valid 24 hours.
+kms_import_params = Table(
+    "kms_import_params",
+    metadata,
+    Column("token_digest", LargeBinary, primary_key=True),
+    Column("account_id", String(12), nullable=False),
+    Column("region", String(32), nullable=False),
+    Column("key_id", String(64), nullable=False),
+    Column("wrapping_algorithm", String(32), nullable=False),
+    Column("wrapping_key_spec", String(16), nullable=False),
+    Column("wrapped_private_key", LargeBinary, nullable=False),
+    Column("valid_to", UtcDateTime(), nullable=False),
+    Index("ix_kms_import_params_key", "account_id", "region", "key_id"),
 )
 
 # Keys destroyed at the end of their deletion window: so a ciphertext naming one is
@@ -307,4 +329,5 @@ audit_events = Table(
     Column("read_only", Boolean, nullable=False),
     Column("record", Text, nullable=False),  # the CloudTrail-shaped JSON record
     Index("ix_audit_time", "account_id", "event_time"),
+    Index("ix_audit_resource", "resource_arn", "seq"),
 )
