@@ -32,6 +32,10 @@ class Settings:
     # work. SigV4 freshness always uses real time.
     clock_offset_seconds: float = 0.0
     scheduler_interval_seconds: float = 60.0
+    # Audit records older than this many days leave the database (0: keep forever).
+    audit_retention_days: int = 0
+    # Benchmark only: record no audit events (to measure what auditing costs).
+    bench_disable_audit: bool = False
     log_level: str = "info"
 
     @property
@@ -59,6 +63,8 @@ class Settings:
             raise ConfigError("SEALBOX_ROOT_ACCESS_KEY_ID must be 16-128 of A-Z and 0-9")
         if self.workers < 1:
             raise ConfigError("--workers must be at least 1")
+        if self.audit_retention_days < 0:
+            raise ConfigError("--audit-retention-days must be 0 (keep forever) or more")
 
 
 def env_overrides() -> dict[str, str]:

@@ -30,6 +30,7 @@ class AuditEvent:
     error_code: str | None
     read_only: bool
     record: dict[str, Any]
+    username: str | None = None  # LookupEvents' Username: user, session or "root"
 
 
 def _resource(arn: str) -> dict[str, str]:
@@ -104,4 +105,15 @@ def build_event(
         error_code=error_code,
         read_only=call.read_only,
         record=record,
+        username=_username(p.principal_type, p.user_name, p.arn),
     )
+
+
+def _username(principal_type: str, user_name: str | None, arn: str) -> str | None:
+    if principal_type == "Root":
+        return "root"
+    if principal_type == "IAMUser":
+        return user_name
+    if principal_type == "AssumedRole":
+        return arn.rsplit("/", 1)[-1]  # the session name
+    return None

@@ -80,3 +80,26 @@ class AuditRecorder:
 
     def close(self) -> None:
         """Nothing is buffered between loop iterations; kept for symmetry."""
+
+
+class DisabledAuditRecorder(AuditRecorder):
+    """BENCHMARK ONLY: records nothing, to measure what auditing costs.
+
+    Selected by the hidden `sealbox serve --bench-disable-audit`; the server warns at
+    every start. Never run a real deployment with it: calls go unaudited.
+    """
+
+    def append(self, conn: Connection, call: Call) -> None:
+        return None
+
+    def record_now(
+        self, call: Call, error_code: str | None = None, error_message: str | None = None
+    ) -> None:
+        return None
+
+    def submit(
+        self, call: Call, error_code: str | None = None, error_message: str | None = None
+    ) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future

@@ -56,12 +56,26 @@ def main() -> None:
     help="Seconds between runs of rotation and deletion work",
 )
 @click.option(
+    "--audit-retention-days",
+    envvar="SEALBOX_AUDIT_RETENTION_DAYS",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Remove audit records older than this many days (0: keep forever)",
+)
+@click.option(
     "--clock-offset-seconds",
     envvar="SEALBOX_CLOCK_OFFSET_SECONDS",
     type=float,
     default=0.0,
     hidden=True,
     help="Shift the service clock (disaster drills, tests); SigV4 uses real time",
+)
+@click.option(
+    "--bench-disable-audit",
+    is_flag=True,
+    hidden=True,
+    help="BENCHMARK ONLY: record no audit events",
 )
 @click.option("--log-level", envvar="SEALBOX_LOG_LEVEL", default="info", show_default=True)
 def serve(
@@ -74,7 +88,9 @@ def serve(
     tls_key: Path | None,
     tls_self_signed: bool,
     scheduler_interval: float,
+    audit_retention_days: int,
     clock_offset_seconds: float,
+    bench_disable_audit: bool,
     log_level: str,
 ) -> None:
     """Run the Sealbox server."""
@@ -89,7 +105,9 @@ def serve(
         tls_key=tls_key,
         tls_self_signed=tls_self_signed,
         scheduler_interval_seconds=scheduler_interval,
+        audit_retention_days=audit_retention_days,
         clock_offset_seconds=clock_offset_seconds,
+        bench_disable_audit=bench_disable_audit,
         log_level=log_level,
     )
     if workers is not None:
@@ -100,8 +118,10 @@ def serve(
 
 def _register() -> None:
     from sealbox.cli.account import account
+    from sealbox.cli.audit import audit
 
     main.add_command(account)
+    main.add_command(audit)
 
 
 _register()

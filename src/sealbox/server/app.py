@@ -17,6 +17,7 @@ from sealbox.auth.errors import MissingAuthenticationToken
 from sealbox.auth.sigv4 import SignedRequest
 from sealbox.crypto import unique_id
 from sealbox.errors import AwsError, ClientError, InternalFailure
+from sealbox.server.cloudtrail_endpoint import CloudTrailEndpoint
 from sealbox.server.endpoint import ApiRequest, Endpoint, Response
 from sealbox.server.http import (
     Receive,
@@ -88,6 +89,7 @@ class SealboxApp:
             "kms": KmsEndpoint(self._runtime),
             "iam": query.iam,
             "sts": query.sts,
+            "cloudtrail": CloudTrailEndpoint(self._runtime),
         }
         self._scheduler = asyncio.get_running_loop().create_task(self._schedule())
 

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from sealbox.audit.recorder import AuditRecorder
+from sealbox.audit.lookup import LookupService
+from sealbox.audit.recorder import AuditRecorder, DisabledAuditRecorder
+from sealbox.audit.retention import prune as prune_audit
 from sealbox.auth.principal import CredentialStore
 from sealbox.auth.sigv4 import Verifier
 from sealbox.call import Call
@@ -37,6 +39,8 @@ def settings_from_env() -> Settings:
         master_passphrase=env.get("SEALBOX_MASTER_PASSPHRASE") or None,
         clock_offset_seconds=float(env.get("SEALBOX_CLOCK_OFFSET_SECONDS", "0") or 0),
         scheduler_interval_seconds=float(env.get("SEALBOX_SCHEDULER_INTERVAL", "60") or 60),
+        audit_retention_days=int(env.get("SEALBOX_AUDIT_RETENTION_DAYS", "0") or 0),
+        bench_disable_audit=env.get("SEALBOX_BENCH_DISABLE_AUDIT") == "1",
     )
 
 
@@ -55,6 +59,7 @@ class Runtime:
     kms: KmsService
     kms_scheduler: KeyScheduler
     grants: GrantService
+    lookup: LookupService
     sts: StsService
     credentials: CredentialStore
     verifier: Verifier
@@ -65,6 +70,9 @@ class Runtime:
         db = Database(settings.resolved_database_url)
         keystore = open_keystore(settings)
         audit = AuditRecorder(db, clock)
+        if settings.bench_disable_audit:
+            log.warning("BENCHMARK MODE: audit recording is DISABLED; calls go unaudited")
+            audit = DisabledAuditRecorder(db, clock)
         authorizer = Authorizer(db, clock)
         kms = KmsService(db, keystore, clock, audit, authorizer, on_internal_op=count_internal_kms)
         return cls(
@@ -77,6 +85,7 @@ class Runtime:
             kms=kms,
             kms_scheduler=KeyScheduler(kms, db, clock),
             grants=kms.grant_service,
+            lookup=LookupService(db, authorizer),
             sts=StsService(db, keystore, clock, audit, authorizer),
             credentials=CredentialStore(db, keystore, clock),
             # SigV4 freshness is judged against real time, never the shifted clock.
@@ -103,6 +112,11 @@ class Runtime:
         deleted, rotated = self.kms_scheduler.run_due_work(self.system_call)
         if deleted or rotated:
             log.info("scheduled work: %d keys deleted, %d keys rotated", deleted, rotated)
+        days = self.settings.audit_retention_days
+        if days > 0:
+            removed = prune_audit(self.db, self.clock.now() - timedelta(days=days))
+            if removed:
+                log.info("audit retention: %d records older than %d days removed", removed, days)
 
     def close(self) -> None:
         self.audit.close()

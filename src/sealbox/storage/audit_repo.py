@@ -1,4 +1,4 @@
-"""Audit events ⇄ rows."""
+"""Audit events ⇄ rows, appended to the hash chain (see audit/chain.py)."""
 
 from __future__ import annotations
 
@@ -8,22 +8,36 @@ from datetime import UTC
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, update
 
+from sealbox.audit import chain
 from sealbox.audit.model import AuditEvent
-from sealbox.storage.db import Database
-from sealbox.storage.tables import audit_events
+from sealbox.storage.db import Database, FastConnection
+from sealbox.storage.tables import audit_chain, audit_events
 
 _COLUMNS = (
     "event_id", "event_time", "account_id", "region", "event_source", "event_name",
     "access_key_id", "principal_arn", "resource_arn", "error_code", "read_only", "record",
+    "username", "chain_hash",
 )  # fmt: skip
+# Built from the constant column list only (no caller input reaches the SQL text).
+_INSERT = "INSERT INTO audit_events ({}) VALUES ({})".format(  # noqa: S608
+    ", ".join(_COLUMNS), ", ".join("?" * len(_COLUMNS))
+)
+_HEAD_SQLITE = "SELECT last_hash FROM audit_chain WHERE id = 1"
+_HEAD_LOCKED = _HEAD_SQLITE + " FOR UPDATE"  # PostgreSQL: writers take turns on the head
+_LAST_SEQ = "SELECT max(seq) FROM audit_events"
+_SET_HEAD = "UPDATE audit_chain SET last_seq = ?, last_hash = ? WHERE id = 1"
+# SQLAlchemy's storage format for DateTime on SQLite.
+_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 
 
-def _rows(events: Sequence[AuditEvent], sqlite: bool) -> list[tuple[Any, ...]]:
+def _rows(
+    events: Sequence[AuditEvent], records: list[str], hashes: list[bytes], sqlite: bool
+) -> list[tuple[Any, ...]]:
     """Values converted exactly as the column types would store them."""
     rows = []
-    for e in events:
+    for e, record, chain_hash in zip(events, records, hashes, strict=True):
         when = e.event_time.astimezone(UTC)
         rows.append(
             (
@@ -38,37 +52,36 @@ def _rows(events: Sequence[AuditEvent], sqlite: bool) -> list[tuple[Any, ...]]:
                 e.resource_arn,
                 e.error_code,
                 int(e.read_only) if sqlite else e.read_only,
-                orjson.dumps(e.record).decode(),
+                record,
+                e.username,
+                chain_hash,
             )
         )
     return rows
 
 
+def _append(fast: FastConnection, events: Sequence[AuditEvent]) -> None:
+    head = fast.fetchone(_HEAD_SQLITE if fast.is_sqlite else _HEAD_LOCKED)
+    if head is None:
+        raise RuntimeError("the audit chain head is missing (run the migrations)")
+    records = [orjson.dumps(e.record).decode() for e in events]
+    hashes = chain.extend(bytes(head[0]), (r.encode() for r in records))
+    fast.executemany(_INSERT, _rows(events, records, hashes, fast.is_sqlite))
+    last = fast.fetchone(_LAST_SEQ)
+    fast.execute(_SET_HEAD, (int(last[0]) if last else 0, hashes[-1]))
+
+
 def insert_events(conn: Connection, events: Sequence[AuditEvent]) -> None:
-    """Append events inside the caller's transaction (one driver executemany)."""
+    """Append events inside the caller's transaction."""
     if events:
-        sqlite = conn.dialect.name == "sqlite"
-        conn.exec_driver_sql(_INSERT_SQLITE if sqlite else _INSERT_PYFORMAT, _rows(events, sqlite))
+        driver = conn.connection.driver_connection
+        _append(FastConnection(driver, conn.dialect.name == "sqlite"), events)
 
 
 def commit_events(db: Database, events: Sequence[AuditEvent]) -> None:
-    """Append events in a durable transaction of their own: the group-commit path.
-
-    This runs for every API call that changes no state, so it bypasses SQLAlchemy's
-    per-call bookkeeping and bind processing.
-    """
+    """Append events in a durable transaction of their own: the group-commit path."""
     if events:
-        db.fast_executemany(_INSERT_SQLITE, _rows(events, db.is_sqlite))
-
-
-# Built from the constant column list only (no caller input reaches the SQL text).
-_INSERT_SQLITE = "INSERT INTO audit_events ({}) VALUES ({})".format(  # noqa: S608
-    ", ".join(_COLUMNS), ", ".join("?" * len(_COLUMNS))
-)
-_INSERT_PYFORMAT = _INSERT_SQLITE.replace("?", "%s")
-
-# SQLAlchemy's storage format for DateTime on SQLite.
-_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
+        db.fast_transaction(lambda fast: _append(fast, events))
 
 
 def latest_records(conn: Connection, account_id: str, limit: int = 50) -> list[dict[str, Any]]:
@@ -98,3 +111,30 @@ def last_successful_use(
         .limit(1)
     ).first()
     return None if row is None else dict(json.loads(row.record))
+
+
+def chain_state(conn: Connection) -> tuple[int, bytes, int, bytes]:
+    """(last_seq, last_hash, anchor_seq, anchor_hash) of the chain."""
+    row = conn.execute(select(audit_chain).where(audit_chain.c.id == 1)).one()
+    return int(row.last_seq), bytes(row.last_hash), int(row.anchor_seq), bytes(row.anchor_hash)
+
+
+def chain_rows(conn: Connection, after_seq: int, limit: int) -> list[tuple[int, str, bytes | None]]:
+    """(seq, record, chain_hash) in order, for verification."""
+    rows = conn.execute(
+        select(audit_events.c.seq, audit_events.c.record, audit_events.c.chain_hash)
+        .where(audit_events.c.seq > after_seq)
+        .order_by(audit_events.c.seq)
+        .limit(limit)
+    )
+    return [
+        (int(r.seq), r.record, None if r.chain_hash is None else bytes(r.chain_hash)) for r in rows
+    ]
+
+
+def set_anchor(conn: Connection, anchor_seq: int, anchor_hash: bytes) -> None:
+    conn.execute(
+        update(audit_chain)
+        .where(audit_chain.c.id == 1)
+        .values(anchor_seq=anchor_seq, anchor_hash=anchor_hash)
+    )

@@ -5,8 +5,10 @@ durable before the client sees a response, and with secure_delete, so destroyed 
 material is overwritten rather than left in free pages. Write transactions take
 SQLite's write lock up front (BEGIN IMMEDIATE): with several worker processes a
 deferred transaction that later upgrades its lock can fail with SQLITE_BUSY instead of
-waiting for the busy timeout. PostgreSQL runs write transactions at REPEATABLE READ
-and they are retried on serialization failures.
+waiting for the busy timeout. PostgreSQL runs write transactions at READ COMMITTED:
+the audit chain head is taken with SELECT ... FOR UPDATE (which then waits and reads
+the newest head), and rows that are read, changed and written back are guarded
+optimistically by their row_version (ConcurrentUpdate). Conflicts are retried.
 """
 
 from __future__ import annotations
@@ -32,11 +34,44 @@ _MIGRATIONS = Path(__file__).parent / "migrations"
 _WRITE = "sealbox_write"
 
 
-def _is_retryable(exc: DBAPIError) -> bool:
-    code = getattr(exc.orig, "sqlstate", None)
-    if code in ("40001", "40P01"):  # serialization failure, deadlock
+class ConcurrentUpdate(Exception):
+    """A row changed between being read and being written back: retry the transaction."""
+
+
+def _is_retryable(exc: Exception) -> bool:
+    if isinstance(exc, ConcurrentUpdate):
+        return True
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    # Serialization failure or deadlock, whether SQLAlchemy wrapped the driver's error
+    # or it came from a statement run on the driver connection directly.
+    if getattr(orig, "sqlstate", None) in ("40001", "40P01"):
         return True
     return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
+
+
+class FastConnection:
+    """A driver connection inside fast_transaction; SQL uses `?` placeholders."""
+
+    def __init__(self, conn: Any, is_sqlite: bool) -> None:
+        self._conn = conn
+        self.is_sqlite = is_sqlite
+
+    def _sql(self, sql: str) -> str:
+        return sql if self.is_sqlite else sql.replace("?", "%s")
+
+    def fetchone(self, sql: str, params: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
+        row = self._conn.execute(self._sql(sql), params).fetchone()
+        return None if row is None else tuple(row)
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> None:
+        self._conn.execute(self._sql(sql), params)
+
+    def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        if self.is_sqlite:
+            self._conn.executemany(sql, rows)
+        else:
+            with self._conn.cursor() as cur:
+                cur.executemany(self._sql(sql), rows)
 
 
 class Database:
@@ -127,8 +162,6 @@ class Database:
         with self._writer_turn(), self.engine.connect() as conn:
             if self.is_sqlite:
                 conn = conn.execution_options(**{_WRITE: True})
-            else:
-                conn = conn.execution_options(isolation_level="REPEATABLE READ")
             with conn.begin():
                 yield conn
 
@@ -138,7 +171,7 @@ class Database:
             try:
                 with self._write_once() as conn:
                     return work(conn)
-            except DBAPIError as exc:
+            except Exception as exc:
                 if attempt + 1 == attempts or not _is_retryable(exc):
                     raise
                 time.sleep(0.005 * 2**attempt)
@@ -165,29 +198,29 @@ class Database:
             raise
         return None if row is None else tuple(row)
 
-    def fast_executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        """Insert rows in one durable transaction on this thread's driver connection.
+    def fast_transaction(self, work: Callable[[FastConnection], T]) -> T:
+        """Run work in one durable write transaction on this thread's driver connection.
 
-        The hot-path twin of `write` for plain INSERTs of already-converted values:
-        one BEGIN, one executemany, one COMMIT, without SQLAlchemy's per-call
-        connection, event and pool bookkeeping. `sql` uses `?` placeholders.
+        The hot-path twin of `write` for a few plain statements (the audit group
+        commit): no SQLAlchemy connection, event or pool bookkeeping per call.
         """
         conn = getattr(self._fast, "conn", None)
         if conn is None:
             conn = self._fast.conn = self._fast_connection()
+        fast = FastConnection(conn, self.is_sqlite)
         try:
             if self.is_sqlite:
                 with self._writer_turn():
                     conn.execute("BEGIN IMMEDIATE")
                     try:
-                        conn.executemany(sql, rows)
+                        result = work(fast)
                     except BaseException:
                         conn.execute("ROLLBACK")
                         raise
                     conn.execute("COMMIT")
-            else:
-                with conn.transaction(), conn.cursor() as cur:
-                    cur.executemany(sql.replace("?", "%s"), rows)
+                    return result
+            with conn.transaction():
+                return work(fast)
         except Exception:
             self._fast.conn = None
             with contextlib.suppress(Exception):

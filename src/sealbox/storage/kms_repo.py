@@ -10,7 +10,7 @@ from sqlalchemy import Connection, Row, and_, delete, select, update
 
 from sealbox.kms.grants import Grant
 from sealbox.kms.model import Alias, Key, KeyManager, KeyState, KeyVersion
-from sealbox.storage.db import Database
+from sealbox.storage.db import ConcurrentUpdate, Database
 from sealbox.storage.tables import (
     kms_aliases,
     kms_deleted_keys,
@@ -110,13 +110,21 @@ def get_key(conn: Connection, account_id: str, region: str, key_id: str) -> Key 
 
 
 def update_key(conn: Connection, key: Key) -> None:
-    """Persist every mutable field and bump row_version (invalidates node caches)."""
-    key.row_version += 1
-    conn.execute(
+    """Persist every mutable field and bump row_version (invalidates node caches).
+
+    Optimistic: the write succeeds only if the row still has the row_version it was
+    read with; otherwise another transaction changed it meanwhile and the whole
+    transaction is retried (ConcurrentUpdate).
+    """
+    result = conn.execute(
         update(kms_keys)
         .where(_key_where(key.account_id, key.region, key.key_id))
-        .values(row_version=key.row_version, **_key_values(key))
+        .where(kms_keys.c.row_version == key.row_version)
+        .values(row_version=key.row_version + 1, **_key_values(key))
     )
+    if result.rowcount != 1:
+        raise ConcurrentUpdate(f"key {key.key_id} changed while being updated")
+    key.row_version += 1
 
 
 def was_deleted(conn: Connection, account_id: str, region: str, key_id: str) -> bool:

@@ -328,6 +328,24 @@ audit_events = Table(
     Column("error_code", String(64)),
     Column("read_only", Boolean, nullable=False),
     Column("record", Text, nullable=False),  # the CloudTrail-shaped JSON record
+    Column("username", String(128)),
+    Column("chain_hash", LargeBinary),  # see audit/chain.py
     Index("ix_audit_time", "account_id", "event_time"),
     Index("ix_audit_resource", "resource_arn", "seq"),
+    Index("ix_audit_account_name", "account_id", "event_name", "seq"),
+    Index("ix_audit_account_user", "account_id", "username", "seq"),
+    # LookupEvents (migration 0006).
+    Index("ix_audit_account_seq", "account_id", "seq"),
+    Index("ix_audit_account_key", "account_id", "access_key_id", "seq"),
+)
+
+# The head of the audit hash chain, and the anchor left by retention.
+audit_chain = Table(
+    "audit_chain",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("last_hash", LargeBinary, nullable=False),
+    Column("anchor_seq", BigInteger, nullable=False),  # records with seq > anchor are kept
+    Column("anchor_hash", LargeBinary, nullable=False),
 )
