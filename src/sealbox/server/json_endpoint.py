@@ -7,9 +7,6 @@ audited, success or failure.
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
@@ -20,8 +17,8 @@ from sealbox.errors import AwsError, ClientError, UnknownOperationError
 from sealbox.protocols.codec import json11, models
 from sealbox.protocols.codec.models import OperationModel
 from sealbox.protocols.codec.redact import audit_parameters
-from sealbox.server.endpoint import ApiRequest, Response, audit_error_code
-from sealbox.server.metrics import observe_request
+from sealbox.server.dispatch import Service, execute
+from sealbox.server.endpoint import ApiRequest, Response
 from sealbox.server.runtime import Runtime
 
 S = TypeVar("S")
@@ -56,16 +53,20 @@ class JsonEndpoint(Generic[S]):
     ) -> None:
         self._rt = runtime
         self._service_name = service_name
-        self._service = service_obj
-        self._operations = operations
-        self._read_only = read_only
-        self._inline = read_only if inline is None else inline
-        self._event_source = event_source
         self._internal_error = internal_error_class
         self._title = title or service_name
         self._parse = parse
         self._model = models.load_service(service_name)
-        self._log = logging.getLogger(f"sealbox.{service_name}")
+        self._dispatch = Service(
+            name=service_name,
+            event_source=event_source,
+            target=service_obj,
+            operations=operations,
+            read_only=read_only,
+            inline=read_only if inline is None else inline,
+            not_implemented=_NotImplemented,
+            internal_error=internal_error_class,
+        )
 
     def check_signed(self, signed: SignedRequest, headers: dict[str, str]) -> None:
         if "x-amz-target" in headers and "x-amz-target" not in signed.signed_headers:
@@ -76,63 +77,25 @@ class JsonEndpoint(Generic[S]):
         return json11.render_error(err, request_id)
 
     async def handle(self, request: ApiRequest) -> Response:
-        started = time.perf_counter()
         if request.method != "POST":
             raise UnknownOperationError(f"{self._title} operations are POST requests.")
         operation = models.operation_for_target(
             self._model, request.headers.get("x-amz-target", "")
         )
-        name: str = operation.name
-        # Built before the body is parsed, so a malformed call is audited too.
-        call = Call(
-            principal=request.principal,
-            region=request.signed.region,
-            event_source=self._event_source,
-            event_name=name,
-            request_id=request.request_id,
-            source_ip=request.source_ip,
-            user_agent=request.user_agent,
-            read_only=name in self._read_only,
-            secure_transport=request.secure,
-        )
-        outcome = "ok"
-        try:
-            params = self._parse(operation, request.body)
-            call.request_parameters = audit_parameters(operation, params)
-            handler = self._operations.get(name)
-            if handler is None:
-                raise _NotImplemented(f"{name} is not supported by this server yet.")
-            if name in self._inline:
-                result = handler(self._service, call, params)
-            else:
-                result = await asyncio.get_running_loop().run_in_executor(
-                    None, handler, self._service, call, params
-                )
-            if not call.audited:
-                await self._rt.audit.submit(call)
-            response: Response = (
+        return await execute(
+            self._rt,
+            self._dispatch,
+            request,
+            operation.name,
+            parse=lambda: self._parse(operation, request.body),
+            redact=lambda params: audit_parameters(operation, params),
+            serialize=lambda result: (
                 200,
                 _JSON_HEADERS,
                 json11.serialize_response(operation, result),
-            )
-        except AwsError as err:
-            outcome = err.code
-            await self._audit_failure(call, err)
-            response = json11.render_error(err, request.request_id)
-        except Exception:
-            self._log.exception("request %s (%s) failed", request.request_id, name)
-            internal = self._internal_error("An internal error occurred; see the server log.")
-            outcome = internal.code
-            await self._audit_failure(call, internal)
-            response = json11.render_error(internal, request.request_id)
-        observe_request(self._service_name, name, outcome, time.perf_counter() - started)
-        return response
-
-    async def _audit_failure(self, call: Call, err: AwsError) -> None:
-        try:
-            await self._rt.audit.submit(call, audit_error_code(err), err.message)
-        except Exception:
-            self._log.exception("could not record the failure of request %s", call.request_id)
+            ),
+            render_error=lambda err: json11.render_error(err, request.request_id),
+        )
 
 
 class _NotImplemented(ClientError):

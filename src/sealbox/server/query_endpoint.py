@@ -6,9 +6,7 @@ Authentication failures are answered with the Query services' own codes
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -22,8 +20,8 @@ from sealbox.protocols import iam as iam_protocol
 from sealbox.protocols import sts as sts_protocol
 from sealbox.protocols.codec import models, query
 from sealbox.protocols.codec.redact import audit_parameters
-from sealbox.server.endpoint import ApiRequest, Response, audit_error_code
-from sealbox.server.metrics import observe_request
+from sealbox.server.dispatch import Service, execute
+from sealbox.server.endpoint import ApiRequest, Response
 from sealbox.server.runtime import Runtime
 
 log = logging.getLogger("sealbox.query")
@@ -58,12 +56,17 @@ class QueryEndpoint:
         event_source: str,
     ) -> None:
         self._rt = runtime
-        self._name = service_name
-        self._service = service
-        self._operations = operations
-        self._read_only = read_only
-        self._event_source = event_source
         self._model = models.load_service(service_name)
+        self._dispatch = Service(
+            name=service_name,
+            event_source=event_source,
+            target=service,
+            operations=operations,
+            read_only=read_only,
+            inline=frozenset(),  # IAM and STS calls read the database: worker threads
+            not_implemented=_NotImplemented,
+            internal_error=InternalFailure,
+        )
 
     def check_signed(self, signed: SignedRequest, headers: dict[str, str]) -> None:
         """Query requests carry the operation in the signed body: nothing more to check."""
@@ -75,56 +78,22 @@ class QueryEndpoint:
         return query.render_error(err, request_id, self._model)
 
     async def handle(self, request: ApiRequest) -> Response:
-        started = time.perf_counter()
         form = query.parse_form(request.body, request.query)
         operation = query.operation_for_action(self._model, form)
-        name: str = operation.name
-        call = Call(
-            principal=request.principal,
-            region=request.signed.region,
-            event_source=self._event_source,
-            event_name=name,
-            request_id=request.request_id,
-            source_ip=request.source_ip,
-            user_agent=request.user_agent,
-            read_only=name in self._read_only,
-            secure_transport=request.secure,
-        )
-        outcome = "ok"
-        try:
-            params = query.parse_request(operation, form)
-            call.request_parameters = audit_parameters(operation, params)
-            handler = self._operations.get(name)
-            if handler is None:
-                raise _NotImplemented(f"{name} is not supported by this server yet.")
-            result = await asyncio.get_running_loop().run_in_executor(
-                None, handler, self._service, call, params
-            )
-            if not call.audited:
-                await self._rt.audit.submit(call)
-            response: Response = (
+        return await execute(
+            self._rt,
+            self._dispatch,
+            request,
+            operation.name,
+            parse=lambda: query.parse_request(operation, form),
+            redact=lambda params: audit_parameters(operation, params),
+            serialize=lambda result: (
                 200,
                 _XML_HEADERS,
                 query.serialize_response(operation, result, request.request_id),
-            )
-        except AwsError as err:
-            outcome = err.code
-            await self._audit_failure(call, err)
-            response = self.render_error(err, request.request_id)
-        except Exception:
-            log.exception("request %s (%s) failed", request.request_id, name)
-            outcome = "ServiceFailure"
-            internal = InternalFailure("An internal error occurred; see the server log.")
-            await self._audit_failure(call, internal)
-            response = self.render_error(internal, request.request_id)
-        observe_request(self._name, name, outcome, time.perf_counter() - started)
-        return response
-
-    async def _audit_failure(self, call: Call, err: AwsError) -> None:
-        try:
-            await self._rt.audit.submit(call, audit_error_code(err), err.message)
-        except Exception:
-            log.exception("could not record the failure of request %s", call.request_id)
+            ),
+            render_error=lambda err: self.render_error(err, request.request_id),
+        )
 
 
 class _NotImplemented(ClientError):

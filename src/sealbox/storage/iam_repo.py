@@ -14,7 +14,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, and_, delete, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    Select,
+    Table,
+    and_,
+    delete,
+    func,
+    select,
+    update,
+)
 
 from sealbox.iam.model import (
     AccessKeyInfo,
@@ -316,6 +327,23 @@ def _role(row: Row[Any], tags: Tags = ()) -> Role:
     )
 
 
+def _by_path(
+    query: Select[Any],
+    table: Table,
+    name: ColumnElement[str],
+    account_id: str,
+    path_prefix: str,
+    after: str | None,
+) -> Select[Any]:
+    """An account's entities under a path prefix, by case-insensitive name, past a marker."""
+    query = query.where(
+        table.c.account_id == account_id,
+        table.c.path.startswith(path_prefix, autoescape=True),
+    ).order_by(func.lower(name))
+    cond = _after(name, after)
+    return query if cond is None else query.where(cond)
+
+
 def insert_role(conn: Connection, role: Role) -> None:
     conn.execute(
         iam_roles.insert().values(
@@ -344,18 +372,8 @@ def get_role(conn: Connection, account_id: str, role_name: str) -> Role | None:
 def list_roles(
     conn: Connection, account_id: str, path_prefix: str, after: str | None, limit: int
 ) -> list[Role]:
-    query = (
-        select(iam_roles)
-        .where(
-            iam_roles.c.account_id == account_id,
-            iam_roles.c.path.startswith(path_prefix, autoescape=True),
-        )
-        .order_by(func.lower(iam_roles.c.role_name))
-        .limit(limit)
-    )
-    cond = _after(iam_roles.c.role_name, after)
-    if cond is not None:
-        query = query.where(cond)
+    query = _by_path(select(iam_roles), iam_roles, iam_roles.c.role_name, account_id,
+                     path_prefix, after).limit(limit)  # fmt: skip
     return [_role(row) for row in conn.execute(query)]
 
 
@@ -423,18 +441,8 @@ def get_group(conn: Connection, account_id: str, group_name: str) -> Group | Non
 def list_groups(
     conn: Connection, account_id: str, path_prefix: str, after: str | None, limit: int
 ) -> list[Group]:
-    query = (
-        select(iam_groups)
-        .where(
-            iam_groups.c.account_id == account_id,
-            iam_groups.c.path.startswith(path_prefix, autoescape=True),
-        )
-        .order_by(func.lower(iam_groups.c.group_name))
-        .limit(limit)
-    )
-    cond = _after(iam_groups.c.group_name, after)
-    if cond is not None:
-        query = query.where(cond)
+    query = _by_path(select(iam_groups), iam_groups, iam_groups.c.group_name, account_id,
+                     path_prefix, after).limit(limit)  # fmt: skip
     return [_group(row) for row in conn.execute(query)]
 
 
@@ -802,17 +810,14 @@ def list_managed_policies(
     after: str | None,
     limit: int,
 ) -> list[ManagedPolicy]:
-    query = (
-        _managed_query()
-        .where(
-            iam_managed_policies.c.account_id == account_id,
-            iam_managed_policies.c.path.startswith(path_prefix, autoescape=True),
-        )
-        .order_by(func.lower(iam_managed_policies.c.policy_name))
+    query = _by_path(
+        _managed_query(),
+        iam_managed_policies,
+        iam_managed_policies.c.policy_name,
+        account_id,
+        path_prefix,
+        after,
     )
-    cond = _after(iam_managed_policies.c.policy_name, after)
-    if cond is not None:
-        query = query.where(cond)
     policies: list[ManagedPolicy] = []
     for row in conn.execute(query):
         policy = _managed(row)
