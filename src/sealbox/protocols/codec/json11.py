@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any, Final, NoReturn
 
 from sealbox.errors import AwsError, SerializationError, ValidationError
+from sealbox.protocols.codec.compile_cache import compile_once
 from sealbox.protocols.codec.models import OperationModel, ServiceModel
 
 __all__ = ["CONTENT_TYPE", "parse_request", "render_error", "serialize_response"]
@@ -365,25 +366,20 @@ class _Compiler:
     # -- decoding (requests)
 
     def decoder(self, shape: Any) -> Decoder:
-        key = _shape_key(shape)
-        existing = self.decoders.get(key)
-        if existing is not None:
-            fn = existing[0]
-            if fn is not None:
-                return fn
-            pending = existing  # a recursive reference: bind late
-
-            def late(v: Any, path: Path, seg: str | int, errs: Errors) -> Any:
+        def late(pending: list[Decoder | None]) -> Decoder:
+            def call(v: Any, path: Path, seg: str | int, errs: Errors) -> Any:
                 real = pending[0]
                 assert real is not None
                 return real(v, path, seg, errs)
 
-            return late
-        cell: list[Decoder | None] = [None]  # None while the shape is being compiled
-        self.decoders[key] = cell
-        fn = self._build_decoder(shape)
-        cell[0] = fn
-        return fn
+            return call
+
+        return compile_once(
+            self.decoders,
+            _shape_key(shape),
+            lambda: self._build_decoder(shape),
+            late,
+        )
 
     def _build_decoder(self, shape: Any) -> Decoder:
         t: str = shape.type_name

@@ -37,6 +37,7 @@ from sealbox.errors import (
     UnknownOperationError,
     ValidationError,
 )
+from sealbox.protocols.codec.compile_cache import compile_once
 from sealbox.protocols.codec.json11 import (
     _INT_RANGES,
     _NO_MAX,
@@ -729,25 +730,17 @@ class _Compiler:
     # -- decoding (requests)
 
     def decoder(self, shape: Any) -> Decoder:
-        key = _shape_key(shape)
-        cell = self.decoders.get(key)
-        if cell is not None:
-            fn = cell[0]
-            if fn is not None:
-                return fn
-            pending = cell  # a recursive reference: bind late
-
-            def late(node: _Node, path: Path, seg: str | int, errs: Errors) -> Any:
+        def late(pending: list[Decoder | None]) -> Decoder:
+            def call(node: _Node, path: Path, seg: str | int, errs: Errors) -> Any:
                 real = pending[0]
                 assert real is not None
                 return real(node, path, seg, errs)
 
-            return late
-        cell = [None]
-        self.decoders[key] = cell
-        fn = self._build_decoder(shape)
-        cell[0] = fn
-        return fn
+            return call
+
+        return compile_once(
+            self.decoders, _shape_key(shape), lambda: self._build_decoder(shape), late
+        )
 
     def _build_decoder(self, shape: Any) -> Decoder:
         t: str = shape.type_name
@@ -887,25 +880,17 @@ class _Compiler:
     # -- encoding (responses)
 
     def encoder(self, shape: Any) -> Encoder:
-        key = _shape_key(shape)
-        cell = self.encoders.get(key)
-        if cell is not None:
-            fn = cell[0]
-            if fn is not None:
-                return fn
-            pending = cell  # a recursive reference: bind late
-
-            def late(parent: Element, tag: str, v: Any) -> None:
+        def late(pending: list[Encoder | None]) -> Encoder:
+            def call(parent: Element, tag: str, v: Any) -> None:
                 real = pending[0]
                 assert real is not None
                 real(parent, tag, v)
 
-            return late
-        cell = [None]
-        self.encoders[key] = cell
-        fn = self._build_encoder(shape)
-        cell[0] = fn
-        return fn
+            return call
+
+        return compile_once(
+            self.encoders, _shape_key(shape), lambda: self._build_encoder(shape), late
+        )
 
     def _build_encoder(self, shape: Any) -> Encoder:
         t: str = shape.type_name
