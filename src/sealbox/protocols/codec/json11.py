@@ -119,6 +119,30 @@ def _camel(name: str) -> str:
     return name[:1].lower() + name[1:]
 
 
+def _check_map(
+    out: dict[Any, Any],
+    lo: int,
+    hi: int,
+    key_bad: Bad | None,
+    value_bad: Bad | None,
+    errs: Errors,
+    path: Path,
+    seg: str | int | None,
+) -> None:
+    """Record a map's size and key/value constraint violations, in AWS's wording."""
+    phrases = [] if lo <= len(out) <= hi else _length_phrases(len(out), lo, hi)
+    if key_bad is not None:
+        failing = _collect(out, key_bad)
+        if failing:
+            phrases.append(f"Map keys must satisfy constraint: [{', '.join(failing)}]")
+    if value_bad is not None:
+        failing = _collect(out.values(), value_bad)
+        if failing:
+            phrases.append(f"Map value must satisfy constraint: [{', '.join(failing)}]")
+    if phrases:
+        _violations(errs, "Value ", path, seg, phrases)
+
+
 def _length_phrases(n: int, lo: int, hi: int) -> list[str]:
     if n < lo:
         return [f"Member must have length greater than or equal to {lo}"]
@@ -503,17 +527,7 @@ class _Compiler:
                         out[k] = vconv(x)
                     except _Mismatch as e:
                         raise _mismatch(here, k, e.expected, x) from None
-            phrases = [] if lo <= len(out) <= hi else _length_phrases(len(out), lo, hi)
-            if kbad is not None:
-                failing = _collect(out, kbad)
-                if failing:
-                    phrases.append(f"Map keys must satisfy constraint: [{', '.join(failing)}]")
-            if val_sc is not None and val_sc.bad is not None:
-                failing = _collect(out.values(), val_sc.bad)
-                if failing:
-                    phrases.append(f"Map value must satisfy constraint: [{', '.join(failing)}]")
-            if phrases:
-                _violations(errs, "Value ", path, seg, phrases)
+            _check_map(out, lo, hi, kbad, val_sc.bad if val_sc else None, errs, path, seg)
             return out
 
         return mapping

@@ -42,6 +42,7 @@ from sealbox.protocols.codec.json11 import (
     _INT_RANGES,
     _NO_MAX,
     _camel,
+    _check_map,
     _collect,
     _compile_pattern,
     _length_phrases,
@@ -862,17 +863,7 @@ class _Compiler:
                     out[k] = _text_of(val_sc, vnode, here, k)
             if not out and node.value is None:
                 return _ABSENT
-            phrases = [] if lo <= len(out) <= hi else _length_phrases(len(out), lo, hi)
-            if key_sc.bad is not None:
-                failing = _collect(out, key_sc.bad)
-                if failing:
-                    phrases.append(f"Map keys must satisfy constraint: [{', '.join(failing)}]")
-            if val_sc is not None and val_sc.bad is not None:
-                failing = _collect(out.values(), val_sc.bad)
-                if failing:
-                    phrases.append(f"Map value must satisfy constraint: [{', '.join(failing)}]")
-            if phrases:
-                _violations(errs, "Value ", path, seg, phrases)
+            _check_map(out, lo, hi, key_sc.bad, val_sc.bad if val_sc else None, errs, path, seg)
             return out
 
         return decode
