@@ -30,6 +30,11 @@ class Call:
     # Filled by the service for the audit record.
     resources: list[str] = field(default_factory=list)
     response_elements: dict[str, Any] | None = None
+    # A data event (S3 object reads and writes), not a management event.
+    data_event: bool = False
+    # Calls made on this caller's behalf (S3 asking KMS for a data key), each with the
+    # error code and message it failed with, if any; audited with this one.
+    related: list[tuple[Call, str | None, str | None]] = field(default_factory=list)
     # True once the service appended the success event inside its own transaction;
     # otherwise the adapter records it after the call (group commit).
     audited: bool = False

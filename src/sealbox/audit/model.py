@@ -33,11 +33,16 @@ class AuditEvent:
     username: str | None = None  # LookupEvents' Username: user, session or "root"
 
 
-def _resource(arn: str) -> dict[str, str]:
+def _resource(arn: str, owner: str) -> dict[str, str]:
     parts = arn.split(":", 5)
     service = parts[2] if len(parts) > 2 else ""
     account = parts[4] if len(parts) > 4 else ""
-    return {"accountId": account, "type": _RESOURCE_TYPES.get(service, service), "ARN": arn}
+    kind = _RESOURCE_TYPES.get(service, service)
+    if service == "s3":
+        # S3 ARNs carry no account; a bucket ARN has no "/" after the name.
+        account = owner
+        kind = "AWS::S3::Object" if "/" in parts[5] else "AWS::S3::Bucket"
+    return {"accountId": account, "type": kind, "ARN": arn}
 
 
 _last_time: tuple[int, str] = (0, "")
@@ -83,11 +88,11 @@ def build_event(
         "requestID": call.request_id,
         "eventID": event_id,
         "readOnly": call.read_only,
-        "resources": [_resource(a) for a in call.resources],
+        "resources": [_resource(a, p.account_id) for a in call.resources],
         "eventType": "AwsApiCall",
-        "managementEvent": True,
+        "managementEvent": not call.data_event,
         "recipientAccountId": p.account_id,
-        "eventCategory": "Management",
+        "eventCategory": "Data" if call.data_event else "Management",
     }
     if error_code is not None:
         record["errorCode"] = error_code

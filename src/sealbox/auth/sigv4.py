@@ -472,6 +472,11 @@ class Verifier:
         if not hmac.compare_digest(expected.encode("ascii"), req.signature.encode("utf-8", _ESC)):
             raise SignatureMismatch()
 
+    def signing_key(self, req: SignedRequest, secret_access_key: str) -> bytes:
+        """The derived SigV4 signing key of ``req``'s scope (cached), e.g. to verify
+        the chunk signatures of a streaming S3 upload after ``verify``."""
+        return self._signing_key(secret_access_key, req.scope_date, req.region, req.service)
+
     @staticmethod
     def _canonical_headers(req: SignedRequest, headers: Mapping[str, str]) -> str:
         view = _SignedHeaderView(req.signed_headers, headers)

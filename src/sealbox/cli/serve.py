@@ -25,6 +25,7 @@ from sealbox.iam.model import NewCredentials
 from sealbox.keystore.base import KeyStoreError
 from sealbox.server import workers
 from sealbox.server.runtime import Runtime, open_keystore
+from sealbox.storage.blobstore import BlobStore
 from sealbox.storage.db import Database
 
 log = logging.getLogger("sealbox")
@@ -81,6 +82,10 @@ def prepare(settings: Settings) -> None:
             f"  aws_secret_access_key = {creds.secret_access_key}",
             err=True,
         )
+    # Blobs a crash left half-written were never named by any object: remove them.
+    removed = BlobStore(settings.data_dir / "blobs").clear_tmp()
+    if removed:
+        log.info("removed %d half-written blobs of an interrupted run", removed)
     # Deletion windows that ended and rotations that fell due while the server was
     # down are acted on before any worker serves a request.
     runtime = Runtime.build(settings)

@@ -65,7 +65,9 @@ class KeyAccess:
         ctx = key_context(key, view.tags, view.aliases)
         ctx["kms:CallerAccount"] = call.principal.account_id
         if call.invoked_by:
-            ctx["kms:ViaService"] = call.invoked_by
+            # "s3.amazonaws.com" calling in us-east-1 is "s3.us-east-1.amazonaws.com".
+            service = call.invoked_by.split(".", 1)[0]
+            ctx["kms:ViaService"] = f"{service}.{call.region}.amazonaws.com"
         if encryption_context is not None or operation in _CONTEXT_OPERATIONS:
             ctx.update(encryption_context_keys(encryption_context))
         if context:

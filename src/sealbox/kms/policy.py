@@ -32,7 +32,7 @@ def default_key_policy(account_id: str) -> str:
     )
 
 
-def aws_managed_key_policy(account_id: str, service: str) -> str:
+def aws_managed_key_policy(account_id: str, region: str, service: str) -> str:
     """The policy of an AWS managed key (alias/aws/SERVICE): usable only through SERVICE."""
     return json.dumps(
         {
@@ -54,7 +54,7 @@ def aws_managed_key_policy(account_id: str, service: str) -> str:
                     "Condition": {
                         "StringEquals": {
                             "kms:CallerAccount": account_id,
-                            "kms:ViaService": f"{service}.amazonaws.com",
+                            "kms:ViaService": f"{service}.{region}.amazonaws.com",
                         }
                     },
                 },

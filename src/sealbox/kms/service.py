@@ -502,6 +502,20 @@ class KmsService:
             ciphertext, data_key if include_plaintext else None, view.key.arn, material_id
         )
 
+    def check_use(
+        self, call: Call, key_id: str, operation: str, context: Mapping[str, str]
+    ) -> str:
+        """Authorize a use of a symmetric key and check its state, with no crypto.
+
+        For a service holding a key KMS gave it earlier (an S3 Bucket Key): each use is
+        still refused the moment the caller loses permission or the key is disabled or
+        pending deletion. Not a KMS operation: not audited, not counted.
+        """
+        view = self.keyring.view(call, key_id)
+        self.access.check(call, operation, view, encryption_context=context)
+        self._require_usable(view.key)
+        return view.key.arn
+
     def generate_random(self, call: Call, number_of_bytes: int | None) -> bytes:
         self.access.check_account(call, "GenerateRandom")
         if number_of_bytes is None:
@@ -602,7 +616,7 @@ class KmsService:
                 key_manager=KeyManager.AWS,
                 key_state=KeyState.ENABLED,
                 creation_date=now,
-                policy=aws_managed_key_policy(account_id, service),
+                policy=aws_managed_key_policy(account_id, region, service),
                 current_version=1,
                 rotation_enabled=True,
                 rotation_period_days=365,

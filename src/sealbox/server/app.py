@@ -31,6 +31,7 @@ from sealbox.server.kms_endpoint import KmsEndpoint
 from sealbox.server.metrics import REQUESTS, render
 from sealbox.server.query_endpoint import QueryEndpoints
 from sealbox.server.runtime import Runtime, settings_from_env
+from sealbox.server.s3_endpoint import S3Endpoint
 
 log = logging.getLogger("sealbox")
 
@@ -50,6 +51,7 @@ class SealboxApp:
         self._runtime = runtime
         self._owns_runtime = runtime is None
         self._endpoints: dict[str, Endpoint] = {}
+        self._s3: S3Endpoint | None = None
         self._scheduler: asyncio.Task[None] | None = None
 
     @property
@@ -91,6 +93,7 @@ class SealboxApp:
             "sts": query.sts,
             "cloudtrail": CloudTrailEndpoint(self._runtime),
         }
+        self._s3 = S3Endpoint(self._runtime, self._runtime.s3)
         self._scheduler = asyncio.get_running_loop().create_task(self._schedule())
 
     async def shutdown(self) -> None:
@@ -121,6 +124,9 @@ class SealboxApp:
             return
         request_id = unique_id()
         headers = header_map(scope)
+        if _looks_like_s3(scope, headers):
+            await self._s3_request(scope, receive, send, headers, request_id)
+            return
         # Until the signature names the service, answer in the protocol the request
         # looks like (JSON services send X-Amz-Target; Query services a form).
         endpoint = self._endpoints["kms" if "x-amz-target" in headers else "sts"]
@@ -142,6 +148,37 @@ class SealboxApp:
         await send_response(
             send, status, [*response_headers, (b"x-amzn-requestid", request_id.encode())], body
         )
+
+    async def _s3_request(
+        self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str], request_id: str
+    ) -> None:
+        """S3, or a signed request of another service that does not look like its own."""
+        assert self._s3 is not None
+        try:
+            signed = self._parse_optional_signature(scope, headers)
+        except AwsError as err:
+            await self._s3.serve(scope, receive, send, headers, None, request_id, err)
+            return
+        if signed is None or signed.service == "s3":
+            await self._s3.serve(scope, receive, send, headers, signed, request_id)
+            return
+        endpoint = self._endpoints["sts"]
+        try:
+            endpoint = self._endpoints.get(signed.service) or _unsupported(signed.service)
+            status, response_headers, body = await self._api(
+                scope, receive, request_id, headers, signed, endpoint
+            )
+        except AwsError as err:
+            status, response_headers, body = endpoint.render_error(err, request_id)
+        await send_response(
+            send, status, [*response_headers, (b"x-amzn-requestid", request_id.encode())], body
+        )
+
+    @staticmethod
+    def _parse_optional_signature(scope: Scope, headers: dict[str, str]) -> SignedRequest | None:
+        raw_path = scope.get("raw_path", scope["path"].encode()).decode("latin-1")
+        query = scope.get("query_string", b"").decode("latin-1")
+        return sigv4.parse(scope["method"], raw_path, query, headers)
 
     @staticmethod
     def _parse_signature(scope: Scope, headers: dict[str, str]) -> SignedRequest:
@@ -196,6 +233,17 @@ class SealboxApp:
             await send_response(send, 200, [(b"content-type", content_type.encode())], body)
         else:
             await send_response(send, 404, [(b"content-type", b"text/plain")], b"not found\n")
+
+
+def _looks_like_s3(scope: Scope, headers: dict[str, str]) -> bool:
+    """JSON services send X-Amz-Target and Query services a POSTed form; the rest is S3
+    (whose signature's scope then confirms it)."""
+    if "x-amz-target" in headers:
+        return False
+    content_type = headers.get("content-type", "")
+    return not (
+        scope["method"] == "POST" and content_type.startswith("application/x-www-form-urlencoded")
+    )
 
 
 def create_app() -> SealboxApp:

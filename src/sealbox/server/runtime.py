@@ -24,7 +24,9 @@ from sealbox.keystore.sealed_file import SealedFileKeyStore
 from sealbox.kms.grant_ops import GrantService
 from sealbox.kms.scheduler import KeyScheduler
 from sealbox.kms.service import KmsService
+from sealbox.s3.service import S3Service
 from sealbox.server.metrics import count_internal_kms
+from sealbox.storage.blobstore import BlobStore
 from sealbox.storage.db import Database
 
 log = logging.getLogger("sealbox")
@@ -63,6 +65,7 @@ class Runtime:
     sts: StsService
     credentials: CredentialStore
     verifier: Verifier
+    s3: S3Service
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None) -> Runtime:
@@ -75,6 +78,15 @@ class Runtime:
             audit = DisabledAuditRecorder(db, clock)
         authorizer = Authorizer(db, clock)
         kms = KmsService(db, keystore, clock, audit, authorizer, on_internal_op=count_internal_kms)
+        s3 = S3Service(
+            db,
+            clock,
+            keystore,
+            kms,
+            authorizer,
+            BlobStore(settings.data_dir / "blobs"),
+            count_kms=lambda operation: count_internal_kms(operation, "s3"),
+        )
         return cls(
             settings=settings,
             db=db,
@@ -90,6 +102,7 @@ class Runtime:
             credentials=CredentialStore(db, keystore, clock),
             # SigV4 freshness is judged against real time, never the shifted clock.
             verifier=Verifier(SystemClock()),
+            s3=s3,
         )
 
     def system_call(self, account_id: str, region: str, event_name: str) -> Call:

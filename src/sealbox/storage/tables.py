@@ -349,3 +349,107 @@ audit_chain = Table(
     Column("anchor_seq", BigInteger, nullable=False),  # records with seq > anchor are kept
     Column("anchor_hash", LargeBinary, nullable=False),
 )
+
+
+# -- S3 ------------------------------------------------------------------------------------
+
+
+def _encryption_columns() -> list[Column[Any]]:
+    """How an object's (or upload's) data key is protected; see s3/encryption.py.
+
+    The data key itself is only ever stored wrapped: by the account's SSE-S3 key, by
+    KMS (a KMS blob), by an S3 Bucket Key (whose KMS blob is kept beside it), or by
+    the customer's SSE-C key (never stored; only a salted HMAC to recognise it).
+    """
+    return [
+        Column("sse", String(16), nullable=False),  # AES256 | aws:kms | SSE-C
+        Column("kms_key_arn", String(2048)),
+        Column("bucket_key", Boolean, nullable=False, default=False),
+        Column("sse_context", Text),  # JSON: the encryption context KMS bound
+        Column("wrapped_dek", LargeBinary, nullable=False),
+        Column("bucket_key_blob", LargeBinary),
+        Column("ssec_salt", LargeBinary),
+        Column("ssec_hmac", LargeBinary),
+    ]
+
+
+s3_buckets = Table(
+    "s3_buckets",
+    metadata,
+    Column("name", String(63), primary_key=True),  # bucket names are global
+    Column("account_id", String(12), nullable=False),
+    Column("region", String(32), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("versioning", String(16)),  # None (never enabled) | Enabled | Suspended
+    Column("policy", Text),
+    Column("encryption", Text),  # JSON: ServerSideEncryptionConfiguration rules
+    Column("public_access_block", Text),  # JSON: the four flags
+    Column("tags", Text),  # JSON object
+    # Bumped by every configuration change: nodes cache a bucket while it is unchanged.
+    Column("config_version", Integer, nullable=False, default=1),
+    Index("ix_s3_buckets_account", "account_id"),
+)
+
+s3_objects = Table(
+    "s3_objects",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),  # version order
+    Column("bucket", String(63), nullable=False),
+    Column("object_key", String(1024), nullable=False),
+    Column("version_id", String(64), nullable=False),  # "null" when unversioned
+    Column("is_latest", Boolean, nullable=False),
+    Column("delete_marker", Boolean, nullable=False, default=False),
+    Column("size", BigInteger, nullable=False, default=0),
+    Column("etag", String(80), nullable=False, default=""),
+    Column("last_modified", UtcDateTime(), nullable=False),
+    Column("owner_account", String(12), nullable=False),
+    Column("headers", Text),  # JSON: Content-Type, Cache-Control, ...
+    Column("metadata", Text),  # JSON: x-amz-meta-*
+    Column("tags", Text),  # JSON object
+    Column("checksum", Text),  # JSON: algorithm, type, value, part values
+    Column("parts", Text),  # JSON: the encrypted extents, in order (see s3/model.py)
+    *_encryption_columns(),
+    Index("ux_s3_objects_version", "bucket", "object_key", "version_id", unique=True),
+    Index("ix_s3_objects_history", "bucket", "object_key", "id"),
+    Index("ix_s3_objects_latest", "bucket", "is_latest", "object_key"),
+)
+
+s3_uploads = Table(
+    "s3_uploads",
+    metadata,
+    Column("upload_id", String(96), primary_key=True),
+    Column("bucket", String(63), nullable=False),
+    Column("object_key", String(1024), nullable=False),
+    Column("initiated", UtcDateTime(), nullable=False),
+    Column("owner_account", String(12), nullable=False),
+    Column("initiator_arn", String(2048), nullable=False),
+    Column("headers", Text),
+    Column("metadata", Text),
+    Column("tags", Text),
+    Column("checksum_algorithm", String(16)),
+    Column("checksum_type", String(16)),
+    *_encryption_columns(),
+    Index("ix_s3_uploads_key", "bucket", "object_key", "initiated"),
+)
+
+s3_parts = Table(
+    "s3_parts",
+    metadata,
+    Column("upload_id", String(96), primary_key=True),
+    Column("part_number", Integer, primary_key=True),
+    Column("blob", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("segment_size", Integer, nullable=False),
+    Column("etag", String(80), nullable=False),
+    Column("checksum", Text),  # JSON: algorithm → base64 value
+    Column("last_modified", UtcDateTime(), nullable=False),
+    ForeignKeyConstraint(["upload_id"], ["s3_uploads.upload_id"], ondelete="CASCADE"),
+)
+
+s3_service_keys = Table(
+    "s3_service_keys",
+    metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("wrapped_key", LargeBinary, nullable=False),  # sealed by the root key
+    Column("created_at", UtcDateTime(), nullable=False),
+)

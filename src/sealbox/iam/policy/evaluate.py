@@ -27,7 +27,9 @@ logic" and the KMS key policy rules:
      resource policy ``Allow`` must name the caller or its account and identity must allow.
 
    AWS service principals (``{"Service": ...}``) belong to no account: a resource policy
-   ``Allow`` naming the service suffices.
+   ``Allow`` naming the service suffices.  Anonymous callers (``principal_type``
+   ``"Anonymous"``) belong to no account and have no identity policies: only a resource policy
+   ``Allow`` naming everyone (``"*"``) applies, and never with ``resource_policy_gates``.
 """
 
 from __future__ import annotations
@@ -102,6 +104,12 @@ class AuthzPrincipal:
     def is_service(self) -> bool:
         return self.principal_type == "AWSService"
 
+    @property
+    def is_anonymous(self) -> bool:
+        """An unsigned request (``aws:PrincipalType`` ``Anonymous``): no account, no identity
+        policies; only a resource policy statement naming everyone applies to it."""
+        return self.principal_type == "Anonymous"
+
 
 @dataclass(frozen=True, slots=True)
 class AuthzRequest:
@@ -173,7 +181,7 @@ class _EvalContext:
             return False, None
         service = p.is_service
         if key == "aws:principalarn":
-            return True, None if service else (p.role_arn or p.arn)
+            return True, None if service or p.is_anonymous else (p.role_arn or p.arn)
         if key == "aws:principalaccount":
             return True, None if service or not p.account_id else p.account_id
         if key == "aws:userid":
@@ -578,6 +586,18 @@ def evaluate(
         if root:
             return "account root"
         return _identity_allow(identity_policies, action, resource, context)
+
+    if principal.is_anonymous:
+        # No account and no identity policies: only a resource policy Allow that names
+        # everyone grants access, and never under KMS semantics.
+        if resource_policy is not None and not resource_policy_gates:
+            _, statement = _resource_allow(
+                resource_policy, principal, action, resource, context, _DIRECT
+            )
+            if statement is not None:
+                where = _where(resource_policy, statement, "resource policy")
+                return Result(Decision.ALLOW, f"allowed by {where}")
+        return Result(Decision.IMPLICIT_DENY, "anonymous request: no policy allows everyone")
 
     if resource_policy_gates:
         level, statement = _NO_MATCH, None
