@@ -96,8 +96,9 @@ def test_ranges_and_conditionals(s3: Any, bucket: str) -> None:
     assert part["ContentRange"] == f"bytes 70000-140000/{len(body)}"
     assert part["ResponseMetadata"]["HTTPStatusCode"] == 206
     assert s3.get_object(Bucket=bucket, Key="r", Range="bytes=-100")["Body"].read() == body[-100:]
-    assert s3.get_object(Bucket=bucket, Key="r", Range="bytes=199990-")["Body"].read() == (
-        body[199990:]
+    assert (
+        s3.get_object(Bucket=bucket, Key="r", Range="bytes=199990-")["Body"].read()
+        == (body[199990:])
     )
     with pytest.raises(ClientError) as exc:
         s3.get_object(Bucket=bucket, Key="r", Range=f"bytes={len(body)}-")
@@ -229,7 +230,9 @@ def test_versioning_versions_and_delete_markers(s3: Any, bucket: str) -> None:
 
 def test_object_tagging_and_attributes(s3: Any, bucket: str) -> None:
     s3.put_object(Bucket=bucket, Key="t", Body=b"abc", Tagging="team=blue&x=1")
-    assert {t["Key"]: t["Value"] for t in s3.get_object_tagging(Bucket=bucket, Key="t")["TagSet"]} == {
+    assert {
+        t["Key"]: t["Value"] for t in s3.get_object_tagging(Bucket=bucket, Key="t")["TagSet"]
+    } == {
         "team": "blue",
         "x": "1",
     }

@@ -52,6 +52,7 @@ S3_SERVICE = "s3.amazonaws.com"
 BUCKET_KEY_TTL_SECONDS = 300.0
 _CACHE_LIMIT = 4096
 DEK_BYTES = 32
+_MANAGED_ALIAS = "alias/aws/s3"
 
 
 class InvalidEncryptionAlgorithm(S3Error):
@@ -275,8 +276,12 @@ class Encryption:
         return result
 
     def _kms_key_id(self, resolved: Resolved, bucket: Bucket) -> str:
-        if resolved.kms_key_id is not None:
-            return resolved.kms_key_id
+        """The key to ask KMS for; the AWS managed key alias/aws/s3 is made on first use."""
+        key_id = resolved.kms_key_id
+        if key_id is not None and not (
+            key_id == _MANAGED_ALIAS or key_id.endswith(":" + _MANAGED_ALIAS)
+        ):
+            return key_id
         return self._kms.ensure_aws_managed_key(bucket.account_id, bucket.region, "s3").arn
 
     def _generate(
@@ -329,7 +334,7 @@ class Encryption:
         if cached is not None and cached.expires > now:
             self._check_cached(call, bucket, cached.key_arn, "GenerateDataKey", context)
             return cached
-        resolved_id = key_id or self._kms_key_id(Resolved(SSE_KMS), bucket)
+        resolved_id = self._kms_key_id(Resolved(SSE_KMS, key_id), bucket)
         key_arn, plaintext, blob = self._generate(call, bucket, resolved_id, context)
         fresh = _BucketKey(key_arn, plaintext, blob, now + BUCKET_KEY_TTL_SECONDS)
         with self._lock:

@@ -753,6 +753,7 @@ class MultipartService:
         bucket = self.objects.bucket(params["Bucket"])
         key = params["Key"]
         self.objects.resources(call, bucket, key)
+        call.data_event = True  # an object-level action, as CloudTrail counts it
         self.objects.authorize(call, "s3:ListMultipartUploadParts", bucket, key)
         upload = self._upload(bucket, key, params.get("UploadId"))
         marker = _marker(params, "PartNumberMarker")
