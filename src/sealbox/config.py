@@ -34,6 +34,8 @@ class Settings:
     scheduler_interval_seconds: float = 60.0
     # Audit records older than this many days leave the database (0: keep forever).
     audit_retention_days: int = 0
+    # Multipart uploads unfinished for this long are aborted (0: never).
+    s3_upload_expiry_hours: float = 168.0
     # Benchmark only: record no audit events (to measure what auditing costs).
     bench_disable_audit: bool = False
     log_level: str = "info"
@@ -63,6 +65,8 @@ class Settings:
             raise ConfigError("SEALBOX_ROOT_ACCESS_KEY_ID must be 16-128 of A-Z and 0-9")
         if self.workers < 1:
             raise ConfigError("--workers must be at least 1")
+        if self.s3_upload_expiry_hours < 0:
+            raise ConfigError("--s3-upload-expiry-hours must be 0 (never) or more")
         if self.audit_retention_days < 0:
             raise ConfigError("--audit-retention-days must be 0 (keep forever) or more")
 

@@ -52,7 +52,7 @@ def test_default_encryption_is_sse_s3_and_round_trips(s3: Any, bucket: str) -> N
     body = os.urandom(300_000)
     put = s3.put_object(Bucket=bucket, Key="a/b.bin", Body=body, Metadata={"color": "blue"})
     assert put["ServerSideEncryption"] == "AES256"
-    assert put["ETag"] == f'"{hashlib.md5(body).hexdigest()}"'
+    assert put["ETag"] == f'"{hashlib.md5(body, usedforsecurity=False).hexdigest()}"'
     got = s3.get_object(Bucket=bucket, Key="a/b.bin")
     assert got["Body"].read() == body
     assert got["ServerSideEncryption"] == "AES256"
@@ -242,7 +242,7 @@ def test_object_tagging_and_attributes(s3: Any, bucket: str) -> None:
         Bucket=bucket, Key="t", ObjectAttributes=["ETag", "ObjectSize", "StorageClass"]
     )
     assert attrs["ObjectSize"] == 3
-    assert attrs["ETag"] == hashlib.md5(b"abc").hexdigest()
+    assert attrs["ETag"] == hashlib.md5(b"abc", usedforsecurity=False).hexdigest()
 
 
 def test_checksums_are_verified_and_returned(s3: Any, bucket: str) -> None:
@@ -273,3 +273,84 @@ def test_data_directory_holds_no_plaintext(s3: Any, server: ServerProcess) -> No
     for key in ("s3", "kms", "bk", "copy"):
         assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == body
     assert _scan(server.data_dir, canary) == []
+
+
+def test_multipart_upload_through_boto3_transfer(s3: Any, bucket: str) -> None:
+    from boto3.s3.transfer import TransferConfig
+
+    body = os.urandom(13 * 1024 * 1024)
+    config = TransferConfig(
+        multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024
+    )
+    import io
+
+    s3.upload_fileobj(io.BytesIO(body), bucket, "big", Config=config)
+    head = s3.head_object(Bucket=bucket, Key="big")
+    assert head["ContentLength"] == len(body)
+    assert head["ETag"].endswith('-3"')
+    assert s3.get_object(Bucket=bucket, Key="big")["Body"].read() == body
+    ranged = s3.get_object(Bucket=bucket, Key="big", Range="bytes=5242000-5243000")
+    assert ranged["Body"].read() == body[5242000:5243001]
+    part2 = s3.get_object(Bucket=bucket, Key="big", PartNumber=2)
+    assert part2["PartsCount"] == 3
+    assert part2["Body"].read() == body[5 * 1024 * 1024 : 10 * 1024 * 1024]
+
+
+def test_multipart_errors(s3: Any, bucket: str) -> None:
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="m")["UploadId"]
+    e1 = s3.upload_part(Bucket=bucket, Key="m", UploadId=upload, PartNumber=1, Body=b"a" * 10)
+    e2 = s3.upload_part(Bucket=bucket, Key="m", UploadId=upload, PartNumber=2, Body=b"b" * 10)
+    with pytest.raises(ClientError) as exc:
+        s3.complete_multipart_upload(
+            Bucket=bucket, Key="m", UploadId=upload,
+            MultipartUpload={"Parts": [{"PartNumber": 2, "ETag": e2["ETag"]},
+                                       {"PartNumber": 1, "ETag": e1["ETag"]}]},
+        )  # fmt: skip
+    assert _code(exc) == "InvalidPartOrder"
+    with pytest.raises(ClientError) as exc:
+        s3.complete_multipart_upload(
+            Bucket=bucket, Key="m", UploadId=upload,
+            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": e1["ETag"]},
+                                       {"PartNumber": 2, "ETag": e2["ETag"]}]},
+        )  # fmt: skip
+    assert _code(exc) == "EntityTooSmall"
+    with pytest.raises(ClientError) as exc:
+        s3.complete_multipart_upload(
+            Bucket=bucket, Key="m", UploadId=upload,
+            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": '"0000"'}]},
+        )  # fmt: skip
+    assert _code(exc) == "InvalidPart"
+    listed = s3.list_parts(Bucket=bucket, Key="m", UploadId=upload)
+    assert [p["PartNumber"] for p in listed["Parts"]] == [1, 2]
+    assert [u["UploadId"] for u in s3.list_multipart_uploads(Bucket=bucket)["Uploads"]] == [upload]
+    s3.abort_multipart_upload(Bucket=bucket, Key="m", UploadId=upload)
+    with pytest.raises(ClientError) as exc:
+        s3.list_parts(Bucket=bucket, Key="m", UploadId=upload)
+    assert _code(exc) == "NoSuchUpload"
+
+
+def test_update_object_encryption_rewraps_without_rewriting(
+    s3: Any, server: ServerProcess, bucket: str
+) -> None:
+    kms = server.client("kms")
+    key_arn = kms.create_key()["KeyMetadata"]["Arn"]
+    body = os.urandom(70_000)
+    put = s3.put_object(Bucket=bucket, Key="u", Body=body, ChecksumAlgorithm="CRC32")
+    before = {p.name for p in server.data_dir.rglob("*") if p.is_file() and "blobs" in p.parts}
+    s3.update_object_encryption(
+        Bucket=bucket, Key="u", ObjectEncryption={"SSEKMS": {"KMSKeyArn": key_arn}}
+    )
+    head = s3.head_object(Bucket=bucket, Key="u", ChecksumMode="ENABLED")
+    assert head["ServerSideEncryption"] == "aws:kms"
+    assert head["SSEKMSKeyId"] == key_arn
+    assert head["ETag"] == put["ETag"]
+    assert head["ChecksumCRC32"] == put["ChecksumCRC32"]
+    after = {p.name for p in server.data_dir.rglob("*") if p.is_file() and "blobs" in p.parts}
+    assert before == after  # no data was rewritten
+    assert s3.get_object(Bucket=bucket, Key="u")["Body"].read() == body
+    s3.update_object_encryption(
+        Bucket=bucket, Key="u",
+        ObjectEncryption={"SSEKMS": {"KMSKeyArn": key_arn, "BucketKeyEnabled": True}},
+    )  # fmt: skip
+    assert s3.head_object(Bucket=bucket, Key="u")["BucketKeyEnabled"] is True
+    assert s3.get_object(Bucket=bucket, Key="u")["Body"].read() == body

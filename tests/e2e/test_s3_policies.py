@@ -325,7 +325,10 @@ def test_sse_c_requires_https_and_the_same_key(
     canary = b"SSEC-CANARY-" + uuid.uuid4().hex.encode()
     put = s3.put_object(Bucket=bucket, Key="c", Body=canary * 10, **sse_c)
     assert put["SSECustomerAlgorithm"] == "AES256"
-    assert put["SSECustomerKeyMD5"] == base64.b64encode(hashlib.md5(key).digest()).decode()
+    assert (
+        put["SSECustomerKeyMD5"]
+        == base64.b64encode(hashlib.md5(key, usedforsecurity=False).digest()).decode()
+    )
     assert s3.get_object(Bucket=bucket, Key="c", **sse_c)["Body"].read() == canary * 10
     with pytest.raises(ClientError) as exc:
         s3.get_object(Bucket=bucket, Key="c")

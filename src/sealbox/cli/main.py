@@ -64,6 +64,14 @@ def main() -> None:
     help="Remove audit records older than this many days (0: keep forever)",
 )
 @click.option(
+    "--s3-upload-expiry-hours",
+    envvar="SEALBOX_S3_UPLOAD_EXPIRY_HOURS",
+    type=float,
+    default=168.0,
+    show_default=True,
+    help="Abort multipart uploads left unfinished for this many hours (0: never)",
+)
+@click.option(
     "--clock-offset-seconds",
     envvar="SEALBOX_CLOCK_OFFSET_SECONDS",
     type=float,
@@ -89,6 +97,7 @@ def serve(
     tls_self_signed: bool,
     scheduler_interval: float,
     audit_retention_days: int,
+    s3_upload_expiry_hours: float,
     clock_offset_seconds: float,
     bench_disable_audit: bool,
     log_level: str,
@@ -106,6 +115,7 @@ def serve(
         tls_self_signed=tls_self_signed,
         scheduler_interval_seconds=scheduler_interval,
         audit_retention_days=audit_retention_days,
+        s3_upload_expiry_hours=s3_upload_expiry_hours,
         clock_offset_seconds=clock_offset_seconds,
         bench_disable_audit=bench_disable_audit,
         log_level=log_level,

@@ -105,6 +105,7 @@ def export_for_workers(settings: Settings) -> None:
     os.environ["SEALBOX_CLOCK_OFFSET_SECONDS"] = str(settings.clock_offset_seconds)
     os.environ["SEALBOX_SCHEDULER_INTERVAL"] = str(settings.scheduler_interval_seconds)
     os.environ["SEALBOX_AUDIT_RETENTION_DAYS"] = str(settings.audit_retention_days)
+    os.environ["SEALBOX_S3_UPLOAD_EXPIRY_HOURS"] = str(settings.s3_upload_expiry_hours)
     os.environ["SEALBOX_BENCH_DISABLE_AUDIT"] = "1" if settings.bench_disable_audit else "0"
     metrics_dir = settings.data_dir.resolve() / "metrics"
     shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -502,9 +502,7 @@ class KmsService:
             ciphertext, data_key if include_plaintext else None, view.key.arn, material_id
         )
 
-    def check_use(
-        self, call: Call, key_id: str, operation: str, context: Mapping[str, str]
-    ) -> str:
+    def check_use(self, call: Call, key_id: str, operation: str, context: Mapping[str, str]) -> str:
         """Authorize a use of a symmetric key and check its state, with no crypto.
 
         For a service holding a key KMS gave it earlier (an S3 Bucket Key): each use is

@@ -404,7 +404,7 @@ class Encryption:
             result = self._through_kms(
                 call, sub, lambda: self._kms.encrypt(sub, key_id, dek, context)
             )
-            return Keying(SSE_KMS, result.ciphertext, result.key_id, False, context)
+            return Keying(SSE_KMS, result.ciphertext, result.key_arn, False, context)
         service_key = self._service_key(bucket.account_id)
         return Keying(SSE_S3, crypto.seal(service_key, dek, _aad(SSE_S3, object_arn)))
 

@@ -657,6 +657,53 @@ class ObjectService(S3Base):
     def delete_object_tagging(self, call: Call, params: Mapping[str, Any]) -> dict[str, Any]:
         return self._retag(call, params, "s3:DeleteObjectTagging", {})
 
+    # -- re-keying -----------------------------------------------------------------------
+
+    def update_object_encryption(self, call: Call, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Move an object to SSE-KMS (another key, or a bucket key) by rewrapping its data
+        key: the data, metadata, ETag and checksums stay exactly as they were."""
+        bucket = self.bucket(params["Bucket"])
+        key = params["Key"]
+        self.resources(call, bucket, key)
+        call.data_event = True
+        version_id = params.get("VersionId")
+        obj = self.find(call, bucket, key, version_id, "s3:PutObject")
+        self.authorize(call, "s3:UpdateObjectEncryption", bucket, key)
+        target = (params.get("ObjectEncryption") or {}).get("SSEKMS")
+        if target is None:
+            raise InvalidRequest(
+                "Requests that modify an object encryption configuration require a valid new "
+                "encryption type. Valid values are SSEKMS."
+            )
+        key_arn = target.get("KMSKeyArn")
+        if not key_arn:
+            raise InvalidRequest(
+                "Requests that modify an object's encryption type to SSE-KMS require an AWS "
+                "KMS key Amazon Resource Name (ARN)."
+            )
+        if not key_arn.startswith("arn:") or ":key/" not in key_arn:
+            raise InvalidRequest(
+                "Requests that modify an object's encryption type to SSE-KMS require a valid "
+                "AWS KMS key Amazon Resource Name (ARN)."
+            )
+        keying = obj.keying_or_fail()
+        if keying.sse == SSE_C:
+            raise InvalidRequest(
+                "The UpdateObjectEncryption operation doesn't support source objects with the "
+                "encryption type DSSE-KMS or SSE-C. Only source objects encrypted with SSE-S3 "
+                "or SSE-KMS are supported."
+            )
+        dek = self.encryption.open_data_key(call, bucket, key, keying, None)
+        resolved = Resolved(SSE_KMS, key_arn, None, bool(target.get("BucketKeyEnabled")))
+        rekeyed = _replace(obj, keying=self.encryption.wrap(call, bucket, key, dek, resolved))
+
+        def work(conn: Any) -> None:
+            if not s3_repo.replace_in_place(conn, rekeyed):
+                raise NoSuchKey("The specified key does not exist.", Key=key)
+
+        self.write(work)
+        return {}
+
     # -- attributes ----------------------------------------------------------------------
 
     def get_object_attributes(self, call: Call, params: Mapping[str, Any]) -> dict[str, Any]:

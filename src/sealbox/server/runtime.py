@@ -42,6 +42,7 @@ def settings_from_env() -> Settings:
         clock_offset_seconds=float(env.get("SEALBOX_CLOCK_OFFSET_SECONDS", "0") or 0),
         scheduler_interval_seconds=float(env.get("SEALBOX_SCHEDULER_INTERVAL", "60") or 60),
         audit_retention_days=int(env.get("SEALBOX_AUDIT_RETENTION_DAYS", "0") or 0),
+        s3_upload_expiry_hours=float(env.get("SEALBOX_S3_UPLOAD_EXPIRY_HOURS", "168") or 168),
         bench_disable_audit=env.get("SEALBOX_BENCH_DISABLE_AUDIT") == "1",
     )
 
@@ -125,6 +126,11 @@ class Runtime:
         deleted, rotated = self.kms_scheduler.run_due_work(self.system_call)
         if deleted or rotated:
             log.info("scheduled work: %d keys deleted, %d keys rotated", deleted, rotated)
+        hours = self.settings.s3_upload_expiry_hours
+        if hours > 0:
+            aborted = self.s3.multipart.expire_uploads(timedelta(hours=hours))
+            if aborted:
+                log.info("aborted %d multipart uploads unfinished for %g hours", aborted, hours)
         days = self.settings.audit_retention_days
         if days > 0:
             removed = prune_audit(self.db, self.clock.now() - timedelta(days=days))

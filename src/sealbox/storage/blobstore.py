@@ -54,10 +54,7 @@ class BlobWriter:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-        try:
-            os.unlink(self._tmp)
-        except FileNotFoundError:
-            pass
+        self._tmp.unlink(missing_ok=True)
 
 
 class BlobReader:
@@ -70,11 +67,8 @@ class BlobReader:
             raise BlobMissing(path.name) from None
 
     def read_at(self, offset: int, length: int) -> bytes:
-        data = os.pread(self._fd, length, offset)
-        if len(data) < length:
-            # Short read: the blob was truncated. The stream layer reports it.
-            return data
-        return data
+        # A short read (a truncated blob) is reported by the stream layer.
+        return os.pread(self._fd, length, offset)
 
     def close(self) -> None:
         os.close(self._fd)
@@ -103,10 +97,7 @@ class BlobStore:
         return BlobReader(self.path(blob_id))
 
     def delete(self, blob_id: str) -> None:
-        try:
-            os.unlink(self.path(blob_id))
-        except FileNotFoundError:
-            pass
+        self.path(blob_id).unlink(missing_ok=True)
 
     def blob_ids(self) -> Iterator[str]:
         for path in self.root.glob("??/??/*"):
