@@ -13,9 +13,12 @@ import hashlib
 import json
 import os
 import secrets
+import subprocess
 import time
+import urllib.error
+import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +70,16 @@ def kms_alias(server: ServerProcess) -> tuple[str, str]:
     alias = f"alias/{_name('clients')}"
     kms.create_alias(AliasName=alias, TargetKeyId=arn)
     return alias, arn
+
+
+@pytest.fixture(scope="module")
+def https_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A private server on HTTPS (self-signed, cert at data_dir/tls-cert.pem) for SSE-C."""
+    proc = ServerProcess(
+        tmp_path_factory.mktemp("https") / "data", args=["--tls-self-signed"]
+    ).start()
+    yield proc
+    proc.stop()
 
 
 @pytest.fixture
@@ -188,14 +201,86 @@ def test_aws_cli_big_file_multipart_sse_kms(
     )
 
 
+def test_aws_cli_sync_s3_copy_streams_and_presign(
+    server: ServerProcess,
+    tmp_path: Path,
+    canary: bytes,
+    kms_alias: tuple[str, str],
+    no_plaintext_on_disk: None,
+) -> None:
+    aws = _aws(server, tmp_path)
+    alias, key_arn = kms_alias
+    bucket = _name("sync")
+    aws("s3", "mb", f"s3://{bucket}")
+    src = tmp_path / "src"
+    files = make_tree(src, canary)
+
+    aws("s3", "sync", str(src), f"s3://{bucket}/sync/")
+    assert aws("s3", "sync", str(src), f"s3://{bucket}/sync/").stdout.strip() == ""
+    (src / "top.txt").write_bytes(canary + b" changed\n")
+    files["top.txt"] = (src / "top.txt").read_bytes()
+    (src / "empty.txt").unlink()
+    del files["empty.txt"]
+    changed = aws("s3", "sync", str(src), f"s3://{bucket}/sync/", "--delete").stdout
+    assert "upload:" in changed and "top.txt" in changed and "delete:" in changed, changed
+    down = tmp_path / "down"
+    aws("s3", "sync", f"s3://{bucket}/sync/", str(down))
+    assert read_tree(down) == files
+
+    # Server-side copies; 9 MiB goes through UploadPartCopy, re-encrypted under KMS.
+    aws("s3", "cp", f"s3://{bucket}/sync/big/mid.bin", f"s3://{bucket}/copy/mid.bin",
+        "--sse", "aws:kms", "--sse-kms-key-id", alias)  # fmt: skip
+    aws("s3", "cp", f"s3://{bucket}/sync/a/space name.txt", f"s3://{bucket}/copy/space name.txt",
+        "--sse", "aws:kms", "--sse-kms-key-id", alias)  # fmt: skip
+    for key in ("copy/mid.bin", "copy/space name.txt"):
+        head = _head(aws, bucket, key)
+        assert head["ServerSideEncryption"] == "aws:kms", key
+        assert head["SSEKMSKeyId"] == key_arn, key
+    aws("s3", "mv", f"s3://{bucket}/copy/", f"s3://{bucket}/moved/", "--recursive")
+    assert _ls_recursive(aws, f"s3://{bucket}/copy/") == {}
+    moved = tmp_path / "moved"
+    aws("s3", "cp", f"s3://{bucket}/moved/", str(moved), "--recursive")
+    assert read_tree(moved) == {
+        "mid.bin": files["big/mid.bin"],
+        "space name.txt": files["a/space name.txt"],
+    }
+
+    # Streams of unknown length: stdin up (multipart past 8 MiB), stdout down.
+    streamed = files["big/mid.bin"]
+    env = aws.env
+    up = subprocess.run(
+        ["aws", "s3", "cp", "-", f"s3://{bucket}/stream.bin", "--endpoint-url", server.url],
+        input=streamed, env=env, capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert up.returncode == 0, up.stderr.decode(errors="replace")
+    out = subprocess.run(
+        ["aws", "s3", "cp", f"s3://{bucket}/stream.bin", "-", "--endpoint-url", server.url],
+        env=env, capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr.decode(errors="replace")
+    assert out.stdout == streamed
+
+    # A presigned URL works without credentials, for its one object only.
+    url = aws("s3", "presign", f"s3://{bucket}/sync/top.txt", "--expires-in", "300").stdout
+    with urllib.request.urlopen(url.strip(), timeout=10) as resp:  # noqa: S310 - loopback
+        assert resp.read() == files["top.txt"]
+    with pytest.raises(urllib.error.HTTPError) as denied:
+        urllib.request.urlopen(url.strip().replace("top.txt", "a/b/c.bin"), timeout=10)  # noqa: S310
+    assert denied.value.code == 403
+
+    aws("s3", "rm", f"s3://{bucket}", "--recursive")
+    aws("s3", "rb", f"s3://{bucket}")
+    assert bucket not in aws("s3", "ls").stdout
+
+
 # -- 2. the aws CLI with SSE-C over HTTPS ------------------------------------------------------
 
 
 def test_aws_cli_sse_c_over_https(
-    make_server: Callable[..., ServerProcess], tmp_path: Path, canary: bytes
+    https_server: ServerProcess, tmp_path: Path, canary: bytes
 ) -> None:
     _require("aws")
-    server = make_server(args=["--tls-self-signed"])
+    server = https_server
     assert server.url.startswith("https://")
     aws = AwsCli(server, tmp_path / "aws-home")
     bucket = _name("ssec")
@@ -260,6 +345,87 @@ def test_aws_cli_sse_c_over_https(
     assert scan(server.data_dir, canary) == []
 
 
+def test_rclone_and_s3fs_sse_c_over_https(
+    https_server: ServerProcess, tmp_path: Path, canary: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _require("rclone")
+    _require("s3fs")
+    server = https_server
+    s3 = server.client("s3")
+    bucket = _name("ssec2")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_encryption(
+        Bucket=bucket,
+        ServerSideEncryptionConfiguration={
+            "Rules": [
+                {
+                    "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"},
+                    "BlockedEncryptionTypes": {"EncryptionType": ["NONE"]},
+                }
+            ]
+        },
+    )
+    key = secrets.token_hex(16)
+    src = tmp_path / "src"
+    files = make_tree(src, canary)
+
+    env = rclone_env(server, tmp_path / "rclone-home")
+    ssec = [
+        "--s3-sse-customer-algorithm", "AES256", "--s3-sse-customer-key", key,
+        "--s3-upload-cutoff", "5M", "--s3-chunk-size", "5M",
+    ]  # fmt: skip
+
+    def rclone(*args: str) -> str:
+        return run(["rclone", *args], env, server=server, timeout=120).stdout
+
+    rclone("copy", str(src), f"sb:{bucket}/rclone", *ssec)
+    rclone("check", "--download", str(src), f"sb:{bucket}/rclone", *ssec)
+    down = tmp_path / "down"
+    rclone("copy", f"sb:{bucket}/rclone", str(down), *ssec)
+    assert read_tree(down) == files
+    no_key = run(["rclone", "cat", f"sb:{bucket}/rclone/top.txt"], env, check=False)
+    assert no_key.returncode != 0
+
+    import s3fs  # imported here: a missing client fails this test, not the module
+
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws-credentials"))
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    fs = s3fs.S3FileSystem(
+        key=ACCESS_KEY_ID,
+        secret=SECRET_ACCESS_KEY,
+        endpoint_url=server.url,
+        client_kwargs={"verify": str(server.data_dir / "tls-cert.pem")},
+        config_kwargs={"s3": {"addressing_style": "path"}, "retries": {"max_attempts": 1}},
+        s3_additional_kwargs={"SSECustomerAlgorithm": "AES256", "SSECustomerKey": key},
+        skip_instance_cache=True,
+        use_listings_cache=False,
+    )
+    body = canary + os.urandom(11 * MIB) + canary
+    with fs.open(f"{bucket}/s3fs/big.bin", "wb", block_size=5 * MIB) as f:
+        f.write(body)
+    head = s3.head_object(
+        Bucket=bucket, Key="s3fs/big.bin", SSECustomerAlgorithm="AES256", SSECustomerKey=key
+    )
+    assert head["SSECustomerAlgorithm"] == "AES256"
+    assert head["ContentLength"] == len(body)
+    for start in (0, 5 * MIB - 3, 10 * MIB, len(body) - 50):
+        end = min(start + 100_000, len(body))
+        assert fs.cat_file(f"{bucket}/s3fs/big.bin", start=start, end=end) == body[start:end]
+    with fs.open(f"{bucket}/s3fs/big.bin", "rb", block_size=512 * 1024) as f:
+        f.seek(5 * MIB - 10)
+        assert f.read(20) == body[5 * MIB - 10 : 5 * MIB + 10]
+    # Ranged reads of the rclone-written (multipart, SSE-C) object too.
+    for start in (0, 5 * MIB - 1, 9 * MIB):
+        got = fs.cat_file(f"{bucket}/rclone/big/mid.bin", start=start, end=start + 4096)
+        assert got == files["big/mid.bin"][start : start + 4096]
+
+    assert scan(server.data_dir, canary) == []
+
+
 # -- 3. rclone ---------------------------------------------------------------------------------
 
 
@@ -310,6 +476,16 @@ def test_rclone_copy_check_and_sse_kms(
     down_kms = tmp_path / "down-kms"
     rclone("copy", f"sb:{bucket}/kms", str(down_kms))
     assert read_tree(down_kms) == files
+
+    # Server-side copies (multipart past the 5 MiB copy cutoff), then a move.
+    rclone("copy", f"sb:{bucket}/kms", f"sb:{bucket}/copied", "--s3-copy-cutoff", "5M")
+    rclone("check", "--download", str(src), f"sb:{bucket}/copied")
+    rclone("moveto", f"sb:{bucket}/copied/big/mid.bin", f"sb:{bucket}/moved/mid.bin",
+           "--s3-copy-cutoff", "5M")  # fmt: skip
+    moved = tmp_path / "moved"
+    rclone("copy", f"sb:{bucket}/moved", str(moved))
+    assert read_tree(moved) == {"mid.bin": files["big/mid.bin"]}
+    assert "big/mid.bin" not in rclone("ls", f"sb:{bucket}/copied")
 
     # A changed file is found by check, and sync puts it right.
     (src / "a/b/c.bin").write_bytes(os.urandom(1000) + canary)

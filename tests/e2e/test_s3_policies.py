@@ -121,6 +121,14 @@ def test_bucket_default_kms_with_bucket_key_costs_few_kms_calls(
     # Two worker processes: each asks KMS for the bucket key at most once.
     assert _internal_kms_ops(server) - before <= 2
     assert s3.get_object(Bucket=bucket, Key="o7")["Body"].read() == b"x" * 100
+    # Without a bucket key every PUT is one GenerateDataKey.
+    before = _internal_kms_ops(server)
+    for i in range(10):
+        s3.put_object(
+            Bucket=bucket, Key=f"n{i}", Body=b"y", ServerSideEncryption="aws:kms",
+            SSEKMSKeyId=key_arn, BucketKeyEnabled=False,
+        )  # fmt: skip
+    assert _internal_kms_ops(server) - before == 10
 
 
 def _internal_kms_ops(server: ServerProcess) -> float:
@@ -128,7 +136,10 @@ def _internal_kms_ops(server: ServerProcess) -> float:
         text = r.read().decode()
     total = 0.0
     for line in text.splitlines():
-        if line.startswith("sealbox_internal_kms_operations_total{") and 's3"' in line:
+        if (
+            line.startswith("sealbox_kms_internal_operations_total{")
+            and 'caller_service="s3"' in line
+        ):
             total += float(line.rsplit(" ", 1)[1])
     return total
 
@@ -213,8 +224,10 @@ def test_block_public_access_and_anonymous_reads(s3: Any, server: ServerProcess)
     assert requests.get(url, timeout=10).status_code == 403
 
 
-def test_presigned_get_and_put(server: ServerProcess) -> None:
-    s3 = server.client("s3", signature_version="s3v4")
+@pytest.mark.parametrize("signature_version", ["s3v4", None])  # None: boto3's default (SigV2)
+def test_presigned_get_and_put(server: ServerProcess, signature_version: str | None) -> None:
+    config = {"signature_version": signature_version} if signature_version else {}
+    s3 = server.client("s3", **config)
     bucket = _name()
     s3.create_bucket(Bucket=bucket)
     put_url = s3.generate_presigned_url(

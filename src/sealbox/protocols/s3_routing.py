@@ -53,6 +53,8 @@ _ROUTES: Final[dict[tuple[str, str, str | None], str]] = {
     ("GET", "bucket", "versions"): "ListObjectVersions",
     ("GET", "bucket", "uploads"): "ListMultipartUploads",
     ("GET", "bucket", "acl"): "GetBucketAcl",
+    ("PUT", "bucket", "acl"): "PutBucketAcl",
+    ("GET", "bucket", "ownershipControls"): "GetBucketOwnershipControls",
     ("POST", "bucket", "delete"): "DeleteObjects",
     ("GET", "object", None): "GetObject",
     ("HEAD", "object", None): "HeadObject",

@@ -704,6 +704,18 @@ class ObjectService(S3Base):
         self.write(work)
         return {}
 
+    def get_object_acl(self, call: Call, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Objects are owned by the bucket owner (BucketOwnerEnforced): one grant."""
+        from sealbox.s3.buckets import canonical_user_id
+
+        bucket = self.bucket(params["Bucket"])
+        key = params["Key"]
+        self.resources(call, bucket, key)
+        self.find(call, bucket, key, params.get("VersionId"), "s3:GetObjectAcl")
+        owner = {"ID": canonical_user_id(bucket.account_id)}
+        grant = {"Grantee": {**owner, "Type": "CanonicalUser"}, "Permission": "FULL_CONTROL"}
+        return {"Owner": owner, "Grants": [grant]}
+
     # -- attributes ----------------------------------------------------------------------
 
     def get_object_attributes(self, call: Call, params: Mapping[str, Any]) -> dict[str, Any]:

@@ -16,9 +16,10 @@ import logging
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sealbox.auth import chunked
+from sealbox.auth import chunked, sigv2
 from sealbox.auth import errors as auth_errors
 from sealbox.auth.sigv4 import SignedRequest
 from sealbox.call import Call
@@ -130,7 +131,11 @@ class S3Endpoint:
             elif operation in ("GetObject", "HeadObject"):
                 await self._get(call, op_model, params, head, send, request_id)
             else:
-                handler = self._s3.operations[operation]
+                handler = self._s3.operations.get(operation)
+                if handler is None:
+                    raise s3_routing.S3NotImplemented(
+                        f"{operation} is not implemented by this server."
+                    )
                 output = await _run(handler, call, params)
                 await self._finish_audit(call)
                 status, out_headers, out_body = restxml.serialize_output(op_model, output)
@@ -168,7 +173,25 @@ class S3Endpoint:
         query_string: str,
     ) -> tuple[Principal, str | None]:
         if signed is None:
-            return ANONYMOUS, None
+            presigned = sigv2.parse(query_string)
+            if presigned is None:
+                return ANONYMOUS, None
+            principal, secret = self._rt.credentials.lookup(
+                presigned.access_key_id, presigned.security_token
+            )
+            raw_path = scope.get("raw_path", scope["path"].encode()).decode("latin-1")
+            bucket, _ = s3_routing.split_target(headers.get("host", ""), "/")
+            resource = raw_path if bucket is None else f"/{bucket}{raw_path}"
+            sigv2.verify(
+                presigned,
+                secret,
+                scope["method"],
+                resource,
+                query_string,
+                headers,
+                datetime.now(UTC),
+            )
+            return principal, None
         principal, secret = self._rt.credentials.lookup(signed.access_key_id, signed.security_token)
         raw_path = scope.get("raw_path", scope["path"].encode()).decode("latin-1")
         self._rt.verifier.verify(
