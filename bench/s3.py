@@ -313,7 +313,8 @@ class S3Target:
 
     def make_bucket(self, mode: str, prefix: str = "bench") -> str:
         s3 = self.clients(1)[0]
-        name = f"{prefix}-{mode.lower().replace('+', '-')}-{secrets.token_hex(4)}"
+        slug = re.sub(r"[^a-z0-9]+", "-", mode.lower())
+        name = f"{prefix}-{slug}-{secrets.token_hex(4)}"
         s3.create_bucket(Bucket=name)
         if mode != PLAIN:
             default: dict[str, str] = {"SSEAlgorithm": "AES256"}
