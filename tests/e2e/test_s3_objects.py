@@ -354,3 +354,22 @@ def test_update_object_encryption_rewraps_without_rewriting(
     )  # fmt: skip
     assert s3.head_object(Bucket=bucket, Key="u")["BucketKeyEnabled"] is True
     assert s3.get_object(Bucket=bucket, Key="u")["Body"].read() == body
+
+
+@pytest.mark.postgres
+def test_s3_on_postgresql(make_server: Any, postgres_url: str) -> None:
+    server = make_server(database=postgres_url)
+    s3 = server.client("s3")
+    bucket = _name()
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    keys = ["z", "a/1", "a/2", "é", "B"]
+    for key in keys:
+        s3.put_object(Bucket=bucket, Key=key, Body=key.encode() * 100,
+                      ServerSideEncryption="aws:kms")  # fmt: skip
+    # Byte order, as S3 lists (PostgreSQL's default collation would not give it).
+    listed = [c["Key"] for c in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+    assert listed == sorted(keys, key=lambda k: k.encode())
+    assert s3.get_object(Bucket=bucket, Key="é")["Body"].read() == "é".encode() * 100
+    s3.delete_object(Bucket=bucket, Key="z")
+    assert len(s3.list_object_versions(Bucket=bucket)["DeleteMarkers"]) == 1

@@ -562,6 +562,7 @@ class BucketService(S3Base):
         bucket = self._target(call, params, "s3:DeleteBucket")
 
         def work(conn: Connection) -> None:
+            s3_repo.lock_bucket(conn, bucket.name, exclusive=True)
             if s3_repo.bucket_has_content(conn, bucket.name):
                 raise BucketNotEmpty(
                     "The bucket you tried to delete is not empty", BucketName=bucket.name

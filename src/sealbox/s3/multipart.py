@@ -527,7 +527,7 @@ class MultipartService:
         )
 
         def work(conn: Connection) -> None:
-            if s3_repo.get_bucket(conn, bucket.name) is None:
+            if not s3_repo.lock_bucket(conn, bucket.name, exclusive=False):
                 raise NoSuchBucket("The specified bucket does not exist", BucketName=bucket.name)
             s3_repo.insert_upload(conn, upload)
 

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from sqlalchemy import Connection
 
 from sealbox import crypto
+from sealbox.s3.errors import NoSuchBucket
 from sealbox.s3.model import NULL_VERSION, Bucket, Extent, ObjectVersion
 from sealbox.storage import s3_repo
 from sealbox.storage.blobstore import BlobStore
@@ -22,7 +23,13 @@ def new_version_id(bucket: Bucket) -> str:
 
 
 def store_version(conn: Connection, obj: ObjectVersion) -> list[Extent]:
-    """Make obj the key's latest version; returns extents no version references now."""
+    """Make obj the key's latest version; returns extents no version references now.
+
+    The bucket row is locked (shared) first: a concurrent DeleteBucket either sees this
+    object and refuses, or wins and this write fails with NoSuchBucket.
+    """
+    if not s3_repo.lock_bucket(conn, obj.bucket, exclusive=False):
+        raise NoSuchBucket("The specified bucket does not exist", BucketName=obj.bucket)
     return s3_repo.put_version(conn, obj)
 
 

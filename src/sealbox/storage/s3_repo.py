@@ -140,6 +140,19 @@ def update_bucket(
     conn.execute(update(s3_buckets).where(s3_buckets.c.name == name).values(**values))
 
 
+def lock_bucket(conn: Connection, name: str, *, exclusive: bool) -> bool:
+    """Lock the bucket row for this transaction; False if the bucket is gone.
+
+    Object writes take it shared and DeleteBucket exclusive, so on PostgreSQL (READ
+    COMMITTED) no object can be committed into a bucket being deleted. SQLite already
+    serializes writers; the lookup still answers whether the bucket exists.
+    """
+    query = select(s3_buckets.c.name).where(s3_buckets.c.name == name)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(read=not exclusive)
+    return conn.execute(query).first() is not None
+
+
 def bucket_has_content(conn: Connection, name: str) -> bool:
     obj = conn.execute(select(s3_objects.c.id).where(s3_objects.c.bucket == name).limit(1))
     if obj.first() is not None:
@@ -404,19 +417,25 @@ def list_uploads(
     upload_id_marker: str | None,
     limit: int,
 ) -> list[Upload]:
+    """Uploads by key, then in the order they were started (as S3 lists them)."""
     key = _key(conn, s3_uploads.c.object_key)
     where: list[ColumnElement[bool]] = [s3_uploads.c.bucket == bucket]
     where += _key_range(key, prefix, None)
     if key_marker is not None:
-        if upload_id_marker:
-            where.append(
-                (key > key_marker)
-                | ((key == key_marker) & (s3_uploads.c.upload_id > upload_id_marker))
+        marked = get_upload(conn, upload_id_marker) if upload_id_marker else None
+        if marked is not None and marked.key == key_marker:
+            started = s3_uploads.c.initiated
+            later = (started > marked.initiated) | (
+                (started == marked.initiated) & (s3_uploads.c.upload_id > marked.upload_id)
             )
+            where.append((key > key_marker) | ((key == key_marker) & later))
         else:
             where.append(key > key_marker)
     rows = conn.execute(
-        select(s3_uploads).where(*where).order_by(key, s3_uploads.c.upload_id).limit(limit)
+        select(s3_uploads)
+        .where(*where)
+        .order_by(key, s3_uploads.c.initiated, s3_uploads.c.upload_id)
+        .limit(limit)
     )
     return [_upload(r) for r in rows]
 
