@@ -9,6 +9,7 @@ SIGTERM.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
 import signal
@@ -24,6 +25,7 @@ log = logging.getLogger("sealbox")
 
 APP = "sealbox.server.app:create_app"
 _STARTUP_GRACE_SECONDS = 10.0
+_PR_SET_PDEATHSIG = 1
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -37,8 +39,19 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _die_with_parent() -> None:
+    """Linux: a worker gets SIGTERM when its supervisor dies, even by SIGKILL, so no
+    orphaned worker keeps serving (and holding the data directory)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
 def _serve(host: str, port: int, options: dict[str, Any]) -> None:
     """One worker process: its own socket, one uvicorn server."""
+    _die_with_parent()
     sock = _bind(host, port)
     config = uvicorn.Config(APP, factory=True, host=host, port=port, **options)
     uvicorn.Server(config).run(sockets=[sock])
