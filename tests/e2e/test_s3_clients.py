@@ -1,7 +1,8 @@
 """S3 through real third-party clients against a real server: the aws CLI (v1, from pip),
-rclone, s3cmd and fsspec's s3fs -- uploads and downloads of directory trees, every
-server-side encryption mode each client can ask for, multipart uploads, ranged reads,
-and, after each test, a scan of the data directory for the plaintext canary.
+rclone, s3cmd, fsspec's s3fs and curl's SigV4 signer -- uploads and downloads of
+directory trees, every server-side encryption mode each client can ask for (SSE-C over
+HTTPS), multipart uploads and copies, ranged reads, presigned URLs, virtual-hosted
+addressing, and, after each test, a scan of the data directory for the plaintext canary.
 
 A client in REQUIRED_CLIENTS that is not installed fails its tests (with the install
 command) rather than skipping them.
@@ -41,7 +42,7 @@ from tests.support.s3clients import (
 from tests.support.server import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, ServerProcess
 
 #: Clients these tests drive; a missing one fails its tests with an install hint.
-REQUIRED_CLIENTS: tuple[str, ...] = ("aws", "rclone", "s3cmd", "s3fs")
+REQUIRED_CLIENTS: tuple[str, ...] = ("aws", "rclone", "s3cmd", "s3fs", "curl")
 
 #: Size of the file `aws s3 cp` uploads multipart under SSE-KMS (lower it if CI is tight).
 BIG_FILE_SIZE: int = 1024 * MIB
@@ -112,6 +113,18 @@ def _ls_recursive(aws: AwsCli, uri: str) -> dict[str, int]:
         _date, _time, size, key = line.split(None, 3)
         listed[key] = int(size)
     return listed
+
+
+def _s3fs_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """s3fs runs in this process: no AWS_* variable or ~/.aws file of the machine reaches it.
+    The region comes from here, not client_kwargs: with region_name there, s3fs's mkdir
+    sends LocationConstraint=us-east-1, which S3 (and Sealbox) refuses."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws-credentials"))
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
 
 
 # -- 1. the aws CLI ----------------------------------------------------------------------------
@@ -226,6 +239,21 @@ def test_aws_cli_sync_s3_copy_streams_and_presign(
     down = tmp_path / "down"
     aws("s3", "sync", f"s3://{bucket}/sync/", str(down))
     assert read_tree(down) == files
+    assert aws("s3", "sync", f"s3://{bucket}/sync/", str(down)).stdout.strip() == ""
+
+    # Flexible checksums: SHA-256 per part (composite) and CRC64NVME (always full-object).
+    for algorithm, rel, kind in [
+        ("SHA256", "big/mid.bin", "COMPOSITE"),
+        ("CRC64NVME", "big/mid.bin", "FULL_OBJECT"),
+    ]:
+        key = f"sum/{algorithm}/{rel}"
+        aws("s3", "cp", str(src / rel), f"s3://{bucket}/{key}", "--checksum-algorithm", algorithm)
+        head = _head(aws, bucket, key, "--checksum-mode", "ENABLED")
+        assert head[f"Checksum{algorithm}"], head
+        assert head["ChecksumType"] == kind, head
+        got = tmp_path / f"sum-{algorithm}"
+        aws("s3", "cp", f"s3://{bucket}/{key}", str(got))  # validates the checksum
+        assert got.read_bytes() == files[rel]
 
     # Server-side copies; 9 MiB goes through UploadPartCopy, re-encrypted under KMS.
     aws("s3", "cp", f"s3://{bucket}/sync/big/mid.bin", f"s3://{bucket}/copy/mid.bin",
@@ -237,7 +265,9 @@ def test_aws_cli_sync_s3_copy_streams_and_presign(
         assert head["ServerSideEncryption"] == "aws:kms", key
         assert head["SSEKMSKeyId"] == key_arn, key
     aws("s3", "mv", f"s3://{bucket}/copy/", f"s3://{bucket}/moved/", "--recursive")
-    assert _ls_recursive(aws, f"s3://{bucket}/copy/") == {}
+    # `aws s3 ls` of a prefix with nothing under it lists nothing and exits 1.
+    gone = aws("s3", "ls", f"s3://{bucket}/copy/", "--recursive", check=False)
+    assert (gone.returncode, gone.stdout) == (1, "")
     moved = tmp_path / "moved"
     aws("s3", "cp", f"s3://{bucket}/moved/", str(moved), "--recursive")
     assert read_tree(moved) == {
@@ -266,6 +296,7 @@ def test_aws_cli_sync_s3_copy_streams_and_presign(
         assert resp.read() == files["top.txt"]
     with pytest.raises(urllib.error.HTTPError) as denied:
         urllib.request.urlopen(url.strip().replace("top.txt", "a/b/c.bin"), timeout=10)  # noqa: S310
+    denied.value.close()
     assert denied.value.code == 403
 
     aws("s3", "rm", f"s3://{bucket}", "--recursive")
@@ -342,6 +373,19 @@ def test_aws_cli_sse_c_over_https(
     assert "403" in wrong.stderr or "Forbidden" in wrong.stderr, wrong.stderr
     assert not (tmp_path / "x").exists() and not (tmp_path / "z").exists()
 
+    # Server-side copies re-keyed to the other key (the 9 MiB one via UploadPartCopy).
+    aws("s3", "cp", f"s3://{bucket}/tree/", f"s3://{bucket}/rekeyed/", "--recursive",
+        "--sse-c-copy-source", "AES256", "--sse-c-copy-source-key", f"fileb://{key_file}",
+        "--sse-c", "AES256", "--sse-c-key", f"fileb://{other_key}")  # fmt: skip
+    rekeyed = tmp_path / "rekeyed"
+    aws("s3", "cp", f"s3://{bucket}/rekeyed/", str(rekeyed), "--recursive", "--sse-c",
+        "AES256", "--sse-c-key", f"fileb://{other_key}")  # fmt: skip
+    assert read_tree(rekeyed) == files
+    old_key = aws("s3", "cp", f"s3://{bucket}/rekeyed/big/mid.bin", str(tmp_path / "w"),
+                  *ssec, check=False)  # fmt: skip
+    assert old_key.returncode != 0
+    assert "403" in old_key.stderr or "Forbidden" in old_key.stderr, old_key.stderr
+
     assert scan(server.data_dir, canary) == []
 
 
@@ -383,17 +427,20 @@ def test_rclone_and_s3fs_sse_c_over_https(
     down = tmp_path / "down"
     rclone("copy", f"sb:{bucket}/rclone", str(down), *ssec)
     assert read_tree(down) == files
-    no_key = run(["rclone", "cat", f"sb:{bucket}/rclone/top.txt"], env, check=False)
+    # Without the key the listing works but every download fails (S3 answers 400).
+    no_key_dir = tmp_path / "no-key"
+    no_key = run(
+        ["rclone", "copy", "--retries", "1", "--low-level-retries", "1",
+         f"sb:{bucket}/rclone", str(no_key_dir)],
+        env, check=False,
+    )  # fmt: skip
     assert no_key.returncode != 0
+    assert "400" in no_key.stderr, no_key.stderr
+    assert [p for p in no_key_dir.rglob("*") if p.is_file() and p.stat().st_size] == []
 
     import s3fs  # imported here: a missing client fails this test, not the module
 
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws-credentials"))
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    _s3fs_environment(monkeypatch, tmp_path)
     fs = s3fs.S3FileSystem(
         key=ACCESS_KEY_ID,
         secret=SECRET_ACCESS_KEY,
@@ -453,15 +500,31 @@ def test_rclone_copy_check_and_sse_kms(
     rclone("copy", str(src), f"sb:{bucket}/plain", *multipart)
     rclone("check", str(src), f"sb:{bucket}/plain")
     rclone("check", "--download", str(src), f"sb:{bucket}/plain")
-    listed = dict(
-        reversed(line.strip().split(None, 1))
-        for line in rclone("ls", f"sb:{bucket}/plain").splitlines()
-    )
-    assert {k: int(v) for k, v in listed.items()} == {k: len(v) for k, v in files.items()}
+    listed: dict[str, int] = {}
+    for line in rclone("ls", f"sb:{bucket}/plain").splitlines():  # "   SIZE path"
+        size, rel = line.strip().split(None, 1)
+        listed[rel] = int(size)
+    assert listed == {rel: len(data) for rel, data in files.items()}
     down = tmp_path / "down"
     rclone("copy", f"sb:{bucket}/plain", str(down))
     assert read_tree(down) == files
     assert s3.head_object(Bucket=bucket, Key="plain/top.txt")["ServerSideEncryption"] == "AES256"
+    # Listing two keys a page, with ListObjects (markers) and ListObjectsV2 (tokens).
+    everything = [*sorted(files), "a/", "a/b/", "big/", "unicode/"]
+    for version in ("1", "2"):
+        paged = rclone("lsf", "-R", "--s3-list-chunk", "2", "--s3-list-version", version,
+                       f"sb:{bucket}/plain")  # fmt: skip
+        assert sorted(paged.splitlines()) == sorted(everything), version
+    # A presigned link (SigV4 query auth) fetched without credentials.
+    link = rclone("link", "--expire", "5m", f"sb:{bucket}/plain/a/space name.txt").strip()
+    with urllib.request.urlopen(link, timeout=10) as resp:  # noqa: S310 - loopback
+        assert resp.read() == files["a/space name.txt"]
+    # touch rewrites the modification time in place (CopyObject, metadata REPLACE).
+    before = rclone("lsl", f"sb:{bucket}/plain/top.txt")
+    rclone("touch", "--timestamp", "2001-02-03T04:05:06", f"sb:{bucket}/plain/top.txt")
+    after = rclone("lsl", f"sb:{bucket}/plain/top.txt")
+    assert "2001-02-03 04:05:06" in after and after != before, (before, after)
+    assert rclone("cat", f"sb:{bucket}/plain/top.txt").encode() == files["top.txt"]
 
     kms = [
         "--s3-server-side-encryption", "aws:kms",
@@ -558,6 +621,19 @@ def test_s3cmd_put_get_ls_sync_and_sse(
     s3cmd("get", f"s3://{bucket}/sse/kms-mid.bin", str(tmp_path / "kms-mid.bin"))
     assert (tmp_path / "kms-mid.bin").read_bytes() == files["big/mid.bin"]
 
+    info = s3cmd("info", f"s3://{bucket}/sse/kms.txt")
+    assert "SSE:       aws:kms" in info and "MD5 sum:" in info, info
+    s3cmd("cp", f"s3://{bucket}/one/mid.bin", f"s3://{bucket}/two/mid.bin")
+    s3cmd("mv", f"s3://{bucket}/two/mid.bin", f"s3://{bucket}/three/mid.bin")
+    s3cmd("get", f"s3://{bucket}/three/mid.bin", str(tmp_path / "three.bin"))
+    assert (tmp_path / "three.bin").read_bytes() == files["big/mid.bin"]
+    assert f"s3://{bucket}/two/" not in s3cmd("ls", f"s3://{bucket}/")
+    # s3cmd signs URLs with SigV2 query authentication.
+    url = s3cmd("signurl", f"s3://{bucket}/one/top.txt", "+300").strip()
+    assert "Signature=" in url, url
+    with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 - loopback
+        assert resp.read() == files["top.txt"]
+
     s3cmd("del", "--recursive", "--force", f"s3://{bucket}/")
     s3cmd("rb", f"s3://{bucket}")
     assert f"s3://{bucket}" not in s3cmd("ls")
@@ -566,7 +642,7 @@ def test_s3cmd_put_get_ls_sync_and_sse(
 # -- 5. s3fs -----------------------------------------------------------------------------------
 
 
-def test_s3fs_ranged_reads(
+def test_s3fs_ranged_reads_trees_and_versions(
     server: ServerProcess,
     tmp_path: Path,
     canary: bytes,
@@ -577,14 +653,7 @@ def test_s3fs_ranged_reads(
     _require("s3fs")
     import s3fs  # imported here: a missing client fails this test, not the module
 
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws-credentials"))
-    # The region comes from the environment, not client_kwargs: with region_name there,
-    # s3fs's mkdir sends LocationConstraint=us-east-1, which S3 (and Sealbox) refuses.
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    _s3fs_environment(monkeypatch, tmp_path)
     alias, key_arn = kms_alias
 
     def filesystem(**kwargs: Any) -> Any:
@@ -647,5 +716,98 @@ def test_s3fs_ranged_reads(
     local = tmp_path / "got.bin"
     fs.get_file(f"{bucket}/kms/big.bin", str(local))
     assert sha256_file(local) == hashlib.sha256(body).hexdigest()
+
+    # Whole trees, server-side copies and moves, metadata rewrites.
+    src = tmp_path / "src"
+    files = make_tree(src, canary)
+    fs.put(f"{src}/", f"{bucket}/tree/", recursive=True)
+    assert sorted(fs.find(f"{bucket}/tree")) == sorted(f"{bucket}/tree/{rel}" for rel in files)
+    assert fs.du(f"{bucket}/tree") == sum(len(data) for data in files.values())
+    fs.copy(f"{bucket}/tree/a", f"{bucket}/copy/a", recursive=True)
+    fs.mv(f"{bucket}/tree/big/mid.bin", f"{bucket}/moved/mid.bin")
+    assert not fs.exists(f"{bucket}/tree/big/mid.bin")
+    assert fs.cat_file(f"{bucket}/moved/mid.bin") == files["big/mid.bin"]
+    fs.setxattr(f"{bucket}/tree/top.txt", color="blue")
+    assert fs.getxattr(f"{bucket}/tree/top.txt", "color") == "blue"
+    assert fs.cat_file(f"{bucket}/tree/top.txt") == files["top.txt"]
+    got = tmp_path / "got"
+    fs.get(f"{bucket}/copy/", f"{got}/", recursive=True)
+    assert read_tree(got) == {k: v for k, v in files.items() if k.startswith("a/")}
+
+    # Versions, read back by id.
+    fs.make_bucket_versioned(bucket)
+    versioned = filesystem(version_aware=True)
+    versioned.pipe_file(f"{bucket}/v/file", canary + b" one")
+    versioned.pipe_file(f"{bucket}/v/file", canary + b" two")
+    history = versioned.object_version_info(f"{bucket}/v/file")
+    assert [v["IsLatest"] for v in history] == [True, False]
+    old = history[1]["VersionId"]
+    with versioned.open(f"{bucket}/v/file", version_id=old) as f:
+        assert f.read() == canary + b" one"
+    assert versioned.cat_file(f"{bucket}/v/file") == canary + b" two"
+
     fs.rm(bucket, recursive=True)
     assert not fs.exists(bucket)
+
+
+# -- 6. curl's SigV4 signer, virtual-hosted style ----------------------------------------------
+
+
+def test_curl_sigv4_virtual_hosted_style(
+    server: ServerProcess, s3: Any, tmp_path: Path, canary: bytes, no_plaintext_on_disk: None
+) -> None:
+    """BUCKET.localhost names the bucket. curl is the one client here that resolves
+    *.localhost to loopback by itself (botocore, rclone and aiohttp ask DNS)."""
+    _require("curl")
+    env = clean_env(tmp_path / "curl-home")
+    bucket = _name("vhost")
+    s3.create_bucket(Bucket=bucket)
+    body = b"via curl " + canary + os.urandom(5000)
+    upload = tmp_path / "upload.bin"
+    upload.write_bytes(body)
+    out = tmp_path / "out"
+
+    def curl(url: str, *args: str, payload: str | None = "UNSIGNED-PAYLOAD") -> tuple[int, bytes]:
+        sha = [] if payload is None else ["-H", f"x-amz-content-sha256: {payload}"]
+        out.unlink(missing_ok=True)
+        result = run(
+            ["curl", "-sS", "--aws-sigv4", f"aws:amz:{REGION}:s3",
+             "--user", f"{ACCESS_KEY_ID}:{SECRET_ACCESS_KEY}",
+             "-o", str(out), "-w", "%{http_code}", *sha, *args, url],
+            env, server=server, timeout=30,
+        )  # fmt: skip
+        return int(result.stdout), out.read_bytes() if out.exists() else b""
+
+    host = f"http://{bucket}.localhost:{server.port}"
+    # curl 7.88 signs the query as written: keep it sorted and percent-encoded.
+    status, _ = curl(
+        f"{host}/up/plus%2Bspace%20key.bin", "-T", str(upload),
+        "-H", "x-amz-server-side-encryption: aws:kms", "-H", "x-amz-meta-via: curl",
+        payload=hashlib.sha256(body).hexdigest(),
+    )  # fmt: skip
+    assert status == 200
+    head = s3.head_object(Bucket=bucket, Key="up/plus+space key.bin")
+    assert head["ServerSideEncryption"] == "aws:kms"
+    assert head["Metadata"] == {"via": "curl"}
+    assert head["ContentLength"] == len(body)
+
+    assert curl(f"{host}/up/plus%2Bspace%20key.bin") == (200, body)
+    regional = f"http://{bucket}.s3.{REGION}.localhost:{server.port}"
+    assert curl(f"{regional}/up/plus%2Bspace%20key.bin") == (200, body)
+    assert curl(f"{host}/up/plus%2Bspace%20key.bin", "-r", "100-199") == (206, body[100:200])
+    status, listing = curl(f"{host}/?list-type=2&prefix=up%2F")
+    assert status == 200
+    assert b"<Key>up/plus+space key.bin</Key>" in listing, listing
+    status, listing = curl(f"http://localhost:{server.port}/")
+    assert status == 200 and f"<Name>{bucket}</Name>".encode() in listing
+
+    assert curl(f"{host}/up/plus%2Bspace%20key.bin", "-X", "DELETE")[0] == 204
+    status, error = curl(f"{host}/up/plus%2Bspace%20key.bin")
+    assert status == 404 and b"<Code>NoSuchKey</Code>" in error
+
+    # SigV4 requests to S3 must carry x-amz-content-sha256 (curl 7.x does not add it by
+    # itself); S3 answers 400 InvalidRequest "Missing required header for this request".
+    status, error = curl(f"{host}/?list-type=2&prefix=up%2F", payload=None)
+    assert status == 400
+    assert b"Missing required header for this request: x-amz-content-sha256" in error, error
+    assert b"<Code>InvalidRequest</Code>" in error, error

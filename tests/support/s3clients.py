@@ -25,7 +25,11 @@ INSTALL_HINTS: dict[str, str] = {
     "aws": "python3 -m pip install awscli",
     "rclone": "apt-get install -y rclone",
     "s3cmd": "apt-get install -y s3cmd",
-    "s3fs": 'python3 -m pip install s3fs "botocore==<the installed botocore version>"',
+    # Pinning botocore to the installed one makes pip pick an aiobotocore that accepts
+    # it, instead of upgrading botocore past what the installed awscli pins.
+    "s3fs": "python3 -m pip install s3fs "
+    "\"botocore==$(python3 -c 'import botocore; print(botocore.__version__)')\"",
+    "curl": "apt-get install -y curl",
 }
 
 _CLIENT_ENV_PREFIXES = ("AWS_", "RCLONE_", "S3CMD", "BOTO_", "FSSPEC_")
@@ -162,6 +166,7 @@ def rclone_env(server: ServerProcess, home: Path, remote: str = "SB") -> dict[st
 def s3cmd_config(server: ServerProcess, home: Path) -> Path:
     """An s3cmd configuration file for ``server`` (path-style, SigV4)."""
     host = f"127.0.0.1:{server.port}"
+    home.mkdir(parents=True, exist_ok=True)
     path = home / "s3cfg"
     lines = [
         "[default]",

@@ -54,6 +54,10 @@ class IncompleteSignature(ClientError):
     code = "IncompleteSignatureException"
 
 
+class MissingContentSha256(IncompleteSignature):
+    """An S3 header-signed request without x-amz-content-sha256."""
+
+
 class SignatureExpired(ClientError):
     """The request time is outside the allowed clock skew."""
 

@@ -48,6 +48,7 @@ from botocore.utils import normalize_url_path
 from sealbox.auth.errors import (
     CredentialDateMismatch,
     IncompleteSignature,
+    MissingContentSha256,
     PresignedUrlExpired,
     SignatureExpired,
     SignatureMismatch,
@@ -512,7 +513,7 @@ def _payload_hash(req: SignedRequest, body: bytes | None) -> str:
         if req.presigned:
             return sent or UNSIGNED_PAYLOAD
         if sent is None:
-            raise IncompleteSignature(
+            raise MissingContentSha256(
                 "Missing required header for this request: x-amz-content-sha256"
             )
         return sent

@@ -66,6 +66,8 @@ _ROUTES: Final[dict[tuple[str, str, str | None], str]] = {
     ("DELETE", "object", "tagging"): "DeleteObjectTagging",
     ("PUT", "object", "encryption"): "UpdateObjectEncryption",
     ("GET", "object", "acl"): "GetObjectAcl",
+    ("PUT", "object", "acl"): "PutObjectAcl",
+    ("GET", "bucket", "lifecycle"): "GetBucketLifecycleConfiguration",
     ("POST", "object", "uploads"): "CreateMultipartUpload",
 }
 

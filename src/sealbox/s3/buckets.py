@@ -71,6 +71,11 @@ class InvalidLocationConstraint(S3Error):
     code = "InvalidLocationConstraint"
 
 
+class NoSuchLifecycleConfiguration(S3Error):
+    code = "NoSuchLifecycleConfiguration"
+    http_status = 404
+
+
 class AccessControlListNotSupported(S3Error):
     code = "AccessControlListNotSupported"
 
@@ -812,6 +817,16 @@ class BucketService(S3Base):
         if (acl is not None and acl != "private") or not _owner_only_grants(params, owner):
             raise AccessControlListNotSupported(_ACLS_NOT_SUPPORTED)
         return {}  # the owner's FULL_CONTROL is what the bucket already has
+
+    def get_bucket_lifecycle_configuration(
+        self, call: Call, params: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Sealbox has no lifecycle rules (uploads expire by a server setting)."""
+        self._audit(call, params, lifecycle="")
+        bucket = self._target(call, params, "s3:GetLifecycleConfiguration")
+        raise NoSuchLifecycleConfiguration(
+            "The lifecycle configuration does not exist", BucketName=bucket.name
+        )
 
     def get_bucket_ownership_controls(
         self, call: Call, params: Mapping[str, Any]

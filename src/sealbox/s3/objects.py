@@ -59,6 +59,7 @@ from sealbox.storage import s3_repo
 from sealbox.storage.blobstore import BlobStore
 from sealbox.storage.db import Database
 
+_GRANT_MEMBERS = ("GrantFullControl", "GrantRead", "GrantReadACP", "GrantWrite", "GrantWriteACP")
 MAX_KEY_BYTES = 1024
 MAX_METADATA_BYTES = 2048
 MAX_OBJECT_TAGS = 10
@@ -715,6 +716,19 @@ class ObjectService(S3Base):
         owner = {"ID": canonical_user_id(bucket.account_id)}
         grant = {"Grantee": {**owner, "Type": "CanonicalUser"}, "Permission": "FULL_CONTROL"}
         return {"Owner": owner, "Grants": [grant]}
+
+    def put_object_acl(self, call: Call, params: Mapping[str, Any]) -> dict[str, Any]:
+        """ACLs are disabled (BucketOwnerEnforced): only owner-only ACLs are accepted."""
+        from sealbox.s3.buckets import _ACLS_NOT_SUPPORTED, AccessControlListNotSupported
+
+        bucket = self.bucket(params["Bucket"])
+        key = params["Key"]
+        self.resources(call, bucket, key)
+        self.find(call, bucket, key, params.get("VersionId"), "s3:PutObjectAcl")
+        grants = [g for g in _GRANT_MEMBERS if params.get(g) is not None]
+        if params.get("ACL") not in (None, "private", "bucket-owner-full-control") or grants:
+            raise AccessControlListNotSupported(_ACLS_NOT_SUPPORTED)
+        return {}
 
     # -- attributes ----------------------------------------------------------------------
 

@@ -49,6 +49,7 @@ _READ_ONLY_PREFIXES = ("Get", "Head", "List")
 
 # Authentication failures, as S3 names them.
 _AUTH_CODES: dict[type[AwsError], tuple[str, int]] = {
+    auth_errors.MissingContentSha256: ("InvalidRequest", 400),  # before its base class
     auth_errors.UnknownAccessKey: ("InvalidAccessKeyId", 403),
     auth_errors.SignatureMismatch: ("SignatureDoesNotMatch", 403),
     auth_errors.CredentialDateMismatch: ("SignatureDoesNotMatch", 403),
