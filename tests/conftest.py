@@ -22,9 +22,10 @@ def postgres_available() -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def postgres_url() -> Iterator[str]:
-    """A fresh PostgreSQL schema for this test session, dropped afterwards.
+    """A fresh PostgreSQL schema for this test, dropped afterwards (each server owns
+    its data directory and root key, so two servers must not share a schema).
 
     Skipped only when no PostgreSQL is reachable; CI sets SEALBOX_REQUIRE_POSTGRES=1
     so that an unreachable server fails instead of skipping.
