@@ -36,9 +36,15 @@ class Settings:
     audit_retention_days: int = 0
     # Multipart uploads unfinished for this long are aborted (0: never).
     s3_upload_expiry_hours: float = 168.0
+    # CloudTrail trails: how often a logging trail delivers a log file, and how often one
+    # with log file validation delivers a digest (AWS: about 5 minutes, and hourly).
+    trail_delivery_interval_seconds: float = 300.0
+    trail_digest_interval_seconds: float = 3600.0
     # Benchmark only: record no audit events (to measure what auditing costs).
     bench_disable_audit: bool = False
     log_level: str = "info"
+    # Serve attached volumes over NBD on this port (None: no block server).
+    nbd_port: int | None = None
 
     @property
     def resolved_database_url(self) -> str:
@@ -69,6 +75,8 @@ class Settings:
             raise ConfigError("--s3-upload-expiry-hours must be 0 (never) or more")
         if self.audit_retention_days < 0:
             raise ConfigError("--audit-retention-days must be 0 (keep forever) or more")
+        if self.trail_delivery_interval_seconds <= 0 or self.trail_digest_interval_seconds <= 0:
+            raise ConfigError("--trail-delivery-interval and --trail-digest-interval must be > 0")
 
 
 def env_overrides() -> dict[str, str]:

@@ -11,7 +11,12 @@ from sealbox.crypto import unique_id
 
 EVENT_VERSION = "1.11"
 
-_RESOURCE_TYPES = {"kms": "AWS::KMS::Key", "s3": "AWS::S3::Object", "ec2": "AWS::EC2::Volume"}
+_RESOURCE_TYPES = {
+    "kms": "AWS::KMS::Key",
+    "s3": "AWS::S3::Object",
+    "ec2": "AWS::EC2::Volume",
+    "cloudtrail": "AWS::CloudTrail::Trail",
+}
 
 
 @dataclass(frozen=True, slots=True)

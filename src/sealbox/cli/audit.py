@@ -1,7 +1,10 @@
-"""`sealbox audit verify|tail`: check the audit hash chain, watch the newest events.
+"""`sealbox audit verify|tail`: check the audit hash chain and delivered trail files,
+watch the newest events.
 
-Both read the database directly (offline or beside a running server) and never write
-to it.
+Both read the database directly (offline or beside a running server). Checking delivered
+files also opens the root of trust (SEALBOX_MASTER_PASSPHRASE) to read them; the only
+thing either writes is the audit record of a KMS call that reading an SSE-KMS trail file
+needs.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import click
 from sqlalchemy import Row, select
 from sqlalchemy.exc import DBAPIError
 
+from sealbox.audit.trail_verify import DeliveredFilesReport, has_deliveries, verify_deliveries
 from sealbox.audit.verify import VerifyReport, verify_chain
 from sealbox.cli.output import OUTPUT_OPTION
 from sealbox.config import Settings
@@ -124,11 +128,12 @@ def verify(
     database: str | None,
     output: str,
 ) -> None:
-    """Check the audit hash chain from its anchor to its head.
+    """Check the audit hash chain from its anchor to its head, and the files trails
+    delivered (digests and the log files they list, as `aws cloudtrail validate-logs`).
 
-    Exits 0 when it is intact, 1 naming the first broken record. --from/--to (ISO 8601,
-    or an age like 7d) limit which records are reported on; the chain is still walked
-    from its anchor.
+    Exits 0 when all is intact, 1 naming the first broken record and the first broken
+    file. --from/--to (ISO 8601, or an age like 7d) limit which records and files are
+    reported on; the chain is still walked from its anchor.
     """
     progress = _Progress() if sys.stderr.isatty() else None
     with _database(data_dir, database) as db:
@@ -137,11 +142,56 @@ def verify(
         finally:
             if progress is not None:
                 progress.done()
+        delivered = has_deliveries(db)
+    deliveries = _verify_deliveries(data_dir, database, from_time, to_time) if delivered else None
+    ok = report.ok and (deliveries is None or deliveries.ok)
     if output == "json":
-        click.echo(json.dumps(report.to_dict(), indent=2))
+        out = report.to_dict()
+        out["ok"] = ok
+        out["deliveries"] = None if deliveries is None else deliveries.to_dict()
+        click.echo(json.dumps(out, indent=2))
     else:
         _print_report(report)
-    sys.exit(0 if report.ok else 1)
+        if deliveries is not None:
+            _print_deliveries(deliveries)
+    sys.exit(0 if ok else 1)
+
+
+def _verify_deliveries(
+    data_dir: Path, database: str | None, from_time: datetime | None, to_time: datetime | None
+) -> DeliveredFilesReport:
+    from sealbox.audit.trail_s3 import TrailS3
+    from sealbox.keystore.base import KeyStoreError
+    from sealbox.server.runtime import Runtime
+
+    settings = Settings(
+        data_dir=data_dir,
+        database_url=database,
+        master_passphrase=os.environ.get("SEALBOX_MASTER_PASSPHRASE") or None,
+    )
+    try:
+        runtime = Runtime.build(settings)
+    except KeyStoreError as exc:
+        raise click.ClickException(
+            f"cannot open the root of trust to read trail files: {exc}"
+        ) from None
+    try:
+        reader = TrailS3(runtime.db, runtime.clock, runtime.s3, runtime.audit)
+        return verify_deliveries(runtime.db, reader.read, from_time, to_time)
+    finally:
+        runtime.close()
+
+
+def _print_deliveries(report: DeliveredFilesReport) -> None:
+    first = report.first_problem
+    if first is None:
+        click.echo("Delivered trail files intact")
+    else:
+        click.echo(f"Delivered trail files BROKEN: {first.message}")
+        if len(report.problems) > 1:
+            click.echo(f"  OtherProblems     {len(report.problems) - 1}")
+    click.echo(f"  DigestsChecked    {report.digests_checked}")
+    click.echo(f"  LogFilesChecked   {report.log_files_checked}")
 
 
 def _print_report(report: VerifyReport) -> None:

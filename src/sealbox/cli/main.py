@@ -72,6 +72,22 @@ def main() -> None:
     help="Abort multipart uploads left unfinished for this many hours (0: never)",
 )
 @click.option(
+    "--trail-delivery-interval",
+    envvar="SEALBOX_TRAIL_DELIVERY_INTERVAL",
+    type=float,
+    default=300.0,
+    show_default=True,
+    help="Seconds between a CloudTrail trail's log file deliveries",
+)
+@click.option(
+    "--trail-digest-interval",
+    envvar="SEALBOX_TRAIL_DIGEST_INTERVAL",
+    type=float,
+    default=3600.0,
+    show_default=True,
+    help="Seconds between a validating trail's digest files",
+)
+@click.option(
     "--clock-offset-seconds",
     envvar="SEALBOX_CLOCK_OFFSET_SECONDS",
     type=float,
@@ -84,6 +100,13 @@ def main() -> None:
     is_flag=True,
     hidden=True,
     help="BENCHMARK ONLY: record no audit events",
+)
+@click.option(
+    "--nbd-port",
+    envvar="SEALBOX_NBD_PORT",
+    type=int,
+    default=None,
+    help="Serve attached EBS volumes over NBD on this port (TLS with the server's certificate)",
 )
 @click.option("--log-level", envvar="SEALBOX_LOG_LEVEL", default="info", show_default=True)
 def serve(
@@ -98,8 +121,11 @@ def serve(
     scheduler_interval: float,
     audit_retention_days: int,
     s3_upload_expiry_hours: float,
+    trail_delivery_interval: float,
+    trail_digest_interval: float,
     clock_offset_seconds: float,
     bench_disable_audit: bool,
+    nbd_port: int | None,
     log_level: str,
 ) -> None:
     """Run the Sealbox server."""
@@ -116,8 +142,11 @@ def serve(
         scheduler_interval_seconds=scheduler_interval,
         audit_retention_days=audit_retention_days,
         s3_upload_expiry_hours=s3_upload_expiry_hours,
+        trail_delivery_interval_seconds=trail_delivery_interval,
+        trail_digest_interval_seconds=trail_digest_interval,
         clock_offset_seconds=clock_offset_seconds,
         bench_disable_audit=bench_disable_audit,
+        nbd_port=nbd_port,
         log_level=log_level,
     )
     if workers is not None:

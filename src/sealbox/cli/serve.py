@@ -106,6 +106,8 @@ def export_for_workers(settings: Settings) -> None:
     os.environ["SEALBOX_SCHEDULER_INTERVAL"] = str(settings.scheduler_interval_seconds)
     os.environ["SEALBOX_AUDIT_RETENTION_DAYS"] = str(settings.audit_retention_days)
     os.environ["SEALBOX_S3_UPLOAD_EXPIRY_HOURS"] = str(settings.s3_upload_expiry_hours)
+    os.environ["SEALBOX_TRAIL_DELIVERY_INTERVAL"] = str(settings.trail_delivery_interval_seconds)
+    os.environ["SEALBOX_TRAIL_DIGEST_INTERVAL"] = str(settings.trail_digest_interval_seconds)
     os.environ["SEALBOX_BENCH_DISABLE_AUDIT"] = "1" if settings.bench_disable_audit else "0"
     metrics_dir = settings.data_dir.resolve() / "metrics"
     shutil.rmtree(metrics_dir, ignore_errors=True)
@@ -147,8 +149,23 @@ def run(settings: Settings) -> None:
         "timeout_keep_alive": 60,
         **tls,
     }
+    block_server = None
+    if settings.nbd_port is not None:
+        from sealbox.server.block_server import BlockServer
+
+        block_server = BlockServer(settings, settings.nbd_port)
+        try:
+            port = block_server.start()
+        except OSError as exc:
+            click.echo(f"sealbox: cannot serve NBD on port {settings.nbd_port}: {exc}", err=True)
+            sys.exit(2)
+        click.echo(f"Sealbox serving attached volumes over NBD on port {port}", err=True)
     try:
-        sys.exit(workers.run(settings.workers, settings.host, settings.port, options))
+        status = workers.run(settings.workers, settings.host, settings.port, options)
     except OSError as exc:
         click.echo(f"sealbox: cannot listen on {settings.host}:{settings.port}: {exc}", err=True)
-        sys.exit(2)
+        status = 2
+    finally:
+        if block_server is not None:
+            block_server.stop()
+    sys.exit(status)

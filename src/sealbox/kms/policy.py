@@ -32,6 +32,11 @@ def default_key_policy(account_id: str) -> str:
     )
 
 
+# The service that calls KMS for an alias/aws/SERVICE key, when it is not SERVICE itself:
+# EBS volumes and snapshots are encrypted by EC2 (AWS's aws/ebs policy names ec2.*).
+_VIA = {"ebs": "ec2"}
+
+
 def aws_managed_key_policy(account_id: str, region: str, service: str) -> str:
     """The policy of an AWS managed key (alias/aws/SERVICE): usable only through SERVICE."""
     return json.dumps(
@@ -54,7 +59,8 @@ def aws_managed_key_policy(account_id: str, region: str, service: str) -> str:
                     "Condition": {
                         "StringEquals": {
                             "kms:CallerAccount": account_id,
-                            "kms:ViaService": f"{service}.{region}.amazonaws.com",
+                            "kms:ViaService": f"{_VIA.get(service, service)}.{region}"
+                            ".amazonaws.com",
                         }
                     },
                 },

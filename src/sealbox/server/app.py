@@ -18,6 +18,8 @@ from sealbox.auth.sigv4 import SignedRequest
 from sealbox.crypto import unique_id
 from sealbox.errors import AwsError, ClientError, InternalFailure
 from sealbox.server.cloudtrail_endpoint import CloudTrailEndpoint
+from sealbox.server.ebs_endpoint import EbsEndpoint
+from sealbox.server.ec2_endpoint import Ec2Endpoint
 from sealbox.server.endpoint import ApiRequest, Endpoint, Response
 from sealbox.server.http import (
     Receive,
@@ -92,6 +94,8 @@ class SealboxApp:
             "iam": query.iam,
             "sts": query.sts,
             "cloudtrail": CloudTrailEndpoint(self._runtime),
+            "ec2": Ec2Endpoint(self._runtime),
+            "ebs": EbsEndpoint(self._runtime),
         }
         self._s3 = S3Endpoint(self._runtime, self._runtime.s3)
         self._scheduler = asyncio.get_running_loop().create_task(self._schedule())
@@ -206,7 +210,12 @@ class SealboxApp:
         principal, secret = self.runtime.credentials.lookup(
             signed.access_key_id, signed.security_token
         )
-        self.runtime.verifier.verify(signed, secret, method, raw_path, query, headers, body)
+        # EBS PutSnapshotBlock may be signed with UNSIGNED-PAYLOAD (its signed
+        # x-amz-Checksum covers the block instead): then the literal value is signed.
+        unsigned = signed.service == "ebs" and signed.payload_hash == "UNSIGNED-PAYLOAD"
+        self.runtime.verifier.verify(
+            signed, secret, method, raw_path, query, headers, None if unsigned else body
+        )
         client = scope.get("client")
         return await endpoint.handle(
             ApiRequest(
@@ -220,6 +229,7 @@ class SealboxApp:
                 source_ip=client[0] if client else "",
                 user_agent=headers.get("user-agent", ""),
                 secure=scope.get("scheme") == "https",
+                path=scope["path"],
             )
         )
 

@@ -27,6 +27,7 @@ class ApiRequest:
     source_ip: str
     user_agent: str
     secure: bool
+    path: str = ""  # the decoded URL path (REST protocols route on it)
 
 
 class Endpoint(Protocol):

@@ -8,14 +8,18 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from sealbox.audit import trail_wiring
+from sealbox.audit.delivery import TrailDelivery, retention_bound
 from sealbox.audit.lookup import LookupService
 from sealbox.audit.recorder import AuditRecorder, DisabledAuditRecorder
 from sealbox.audit.retention import prune as prune_audit
+from sealbox.audit.trails import TrailService
 from sealbox.auth.principal import CredentialStore
 from sealbox.auth.sigv4 import Verifier
 from sealbox.call import Call
 from sealbox.clock import Clock, SystemClock
 from sealbox.config import Settings
+from sealbox.ebs.service import EbsService
 from sealbox.iam.authz import Authorizer
 from sealbox.iam.model import Principal
 from sealbox.iam.sts import StsService
@@ -43,6 +47,12 @@ def settings_from_env() -> Settings:
         scheduler_interval_seconds=float(env.get("SEALBOX_SCHEDULER_INTERVAL", "60") or 60),
         audit_retention_days=int(env.get("SEALBOX_AUDIT_RETENTION_DAYS", "0") or 0),
         s3_upload_expiry_hours=float(env.get("SEALBOX_S3_UPLOAD_EXPIRY_HOURS", "168") or 168),
+        trail_delivery_interval_seconds=float(
+            env.get("SEALBOX_TRAIL_DELIVERY_INTERVAL", "300") or 300
+        ),
+        trail_digest_interval_seconds=float(
+            env.get("SEALBOX_TRAIL_DIGEST_INTERVAL", "3600") or 3600
+        ),
         bench_disable_audit=env.get("SEALBOX_BENCH_DISABLE_AUDIT") == "1",
     )
 
@@ -67,6 +77,9 @@ class Runtime:
     credentials: CredentialStore
     verifier: Verifier
     s3: S3Service
+    trails: TrailService
+    trail_delivery: TrailDelivery
+    ebs: EbsService
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None) -> Runtime:
@@ -88,6 +101,20 @@ class Runtime:
             BlobStore(settings.data_dir / "blobs"),
             count_kms=lambda operation: count_internal_kms(operation, "s3"),
         )
+        trails, trail_delivery = trail_wiring.build(
+            settings, db, keystore, clock, audit, authorizer, kms, s3
+        )
+        ebs = EbsService(
+            db,
+            clock,
+            keystore,
+            kms,
+            authorizer,
+            settings.data_dir,
+            # BENCHMARK ONLY: volumes stored unencrypted, to measure what XTS costs.
+            null_cipher=os.environ.get("SEALBOX_BENCH_EBS_NULL_CIPHER") == "1",
+            count_kms=lambda operation: count_internal_kms(operation, "ebs"),
+        )
         return cls(
             settings=settings,
             db=db,
@@ -104,6 +131,9 @@ class Runtime:
             # SigV4 freshness is judged against real time, never the shifted clock.
             verifier=Verifier(SystemClock()),
             s3=s3,
+            trails=trails,
+            trail_delivery=trail_delivery,
+            ebs=ebs,
         )
 
     def system_call(self, account_id: str, region: str, event_name: str) -> Call:
@@ -131,12 +161,23 @@ class Runtime:
             aborted = self.s3.multipart.expire_uploads(timedelta(hours=hours))
             if aborted:
                 log.info("aborted %d multipart uploads unfinished for %g hours", aborted, hours)
+        expired = self.ebs.run_scheduled_work()
+        if expired:
+            log.info("%d EBS direct-API snapshots timed out", expired)
+        delivered = self.trail_delivery.run_due()
+        if delivered.log_files or delivered.digests:
+            log.info("trails: %d log files, %d digests", delivered.log_files, delivered.digests)
         days = self.settings.audit_retention_days
         if days > 0:
-            removed = prune_audit(self.db, self.clock.now() - timedelta(days=days))
+            cutoff = self.clock.now() - timedelta(days=days)
+            undelivered = retention_bound(self.db)  # trails deliver before records go
+            if undelivered is not None:
+                cutoff = min(cutoff, undelivered)
+            removed = prune_audit(self.db, cutoff)
             if removed:
                 log.info("audit retention: %d records older than %d days removed", removed, days)
 
     def close(self) -> None:
+        self.ebs.close()
         self.audit.close()
         self.db.dispose()

@@ -453,3 +453,226 @@ s3_service_keys = Table(
     Column("wrapped_key", LargeBinary, nullable=False),  # sealed by the root key
     Column("created_at", UtcDateTime(), nullable=False),
 )
+
+
+# -- CloudTrail trails (migration 0008) -------------------------------------------------------
+
+# A trail: its configuration (the CloudTrail API) and its delivery state (audit/delivery.py).
+cloudtrail_trails = Table(
+    "cloudtrail_trails",
+    metadata,
+    Column("trail_id", String(36), primary_key=True),
+    Column("account_id", String(12), nullable=False),
+    Column("region", String(32), nullable=False),  # the home region
+    Column("name", String(128), nullable=False),
+    Column("s3_bucket", String(63), nullable=False),
+    Column("s3_prefix", String(200)),
+    Column("include_global", Boolean, nullable=False),
+    Column("multi_region", Boolean, nullable=False),
+    Column("log_validation", Boolean, nullable=False),
+    Column("kms_key_id", String(2048)),
+    Column("event_selectors", Text),  # JSON; NULL: the default (all management events)
+    Column("advanced_selectors", Text),  # JSON
+    Column("tags", Text),  # JSON object
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("is_logging", Boolean, nullable=False),
+    Column("start_logging_time", UtcDateTime()),
+    Column("stop_logging_time", UtcDateTime()),
+    # Audit records with seq <= delivered_seq are done; after StopLogging, those with
+    # seq > stop_seq are not the trail's; skipped: JSON [[after, upto], ...] seq ranges
+    # recorded while the trail was stopped.
+    Column("delivered_seq", BigInteger, nullable=False),
+    Column("stop_seq", BigInteger),
+    Column("skipped", Text),
+    Column("next_delivery_at", UtcDateTime()),
+    Column("latest_delivery_time", UtcDateTime()),
+    Column("latest_delivery_attempt", UtcDateTime()),
+    Column("latest_delivery_error", Text),
+    # Digests: a new chain (epoch) starts whenever logging or validation (re)starts.
+    Column("digest_epoch", Integer, nullable=False),
+    Column("digest_start", UtcDateTime()),
+    Column("next_digest_at", UtcDateTime()),
+    Column("latest_digest_time", UtcDateTime()),
+    Column("latest_digest_error", Text),
+    # Work started but not committed (JSON), redone identically after a crash.
+    Column("pending", Text),
+    # Which process may deliver for this trail, until when (see audit/delivery.py).
+    Column("lease_owner", String(128)),
+    Column("lease_until", UtcDateTime()),
+    Index("ux_cloudtrail_trails_name", "account_id", "region", "name", unique=True),
+)
+
+# Log files delivered (kept after the trail is deleted: `sealbox audit verify` reads them).
+cloudtrail_log_files = Table(
+    "cloudtrail_log_files",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("trail_id", String(36), nullable=False),
+    Column("region", String(32), nullable=False),
+    Column("bucket", String(63), nullable=False),
+    Column("object_key", String(1024), nullable=False),
+    Column("sha256", String(64), nullable=False),  # of the uncompressed file
+    Column("oldest_event_time", UtcDateTime()),
+    Column("newest_event_time", UtcDateTime()),
+    Column("delivered_at", UtcDateTime(), nullable=False),
+    Column("digest_id", BigInteger),  # NULL: not yet digested; 0: never will be
+    Index("ix_cloudtrail_log_files_trail", "trail_id", "region", "digest_id"),
+)
+
+# Digest files delivered, in chain order per trail, region and epoch.
+cloudtrail_digests = Table(
+    "cloudtrail_digests",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("trail_id", String(36), nullable=False),
+    Column("region", String(32), nullable=False),
+    Column("epoch", Integer, nullable=False),
+    Column("account_id", String(12), nullable=False),
+    Column("start_time", UtcDateTime(), nullable=False),
+    Column("end_time", UtcDateTime(), nullable=False),
+    Column("bucket", String(63), nullable=False),
+    Column("object_key", String(1024), nullable=False),
+    Column("sha256", String(64), nullable=False),  # of the uncompressed digest
+    Column("signature", Text, nullable=False),  # hex
+    Column("fingerprint", String(64), nullable=False),
+    Index("ix_cloudtrail_digests_chain", "trail_id", "region", "epoch", "id"),
+)
+
+# Per-region digest signing keys; the private half is sealed by the root key.
+cloudtrail_signing_keys = Table(
+    "cloudtrail_signing_keys",
+    metadata,
+    Column("region", String(32), primary_key=True),
+    Column("generation", Integer, primary_key=True),
+    Column("fingerprint", String(64), nullable=False, unique=True),
+    Column("public_key", LargeBinary, nullable=False),  # DER PKCS #1
+    Column("wrapped_private_key", LargeBinary, nullable=False),
+    Column("valid_from", UtcDateTime(), nullable=False),
+    Column("valid_to", UtcDateTime()),
+)
+
+
+# -- EBS: volumes, snapshots and their blocks (see sealbox/ebs) ---------------------------
+
+ebs_settings = Table(
+    "ebs_settings",
+    metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("region", String(32), primary_key=True),
+    Column("encryption_by_default", Boolean, nullable=False, default=False),
+    Column("default_kms_key_id", String(2048)),  # None: alias/aws/ebs
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+ebs_service_keys = Table(
+    "ebs_service_keys",
+    metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("wrapped_key", LargeBinary, nullable=False),  # sealed by the root key
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+
+def _ebs_keying_columns() -> list[Column[Any]]:
+    """How a volume's or snapshot's data key is kept: a KMS blob (Encrypted=true) or
+    sealed by the account's service-owned EBS key (Encrypted=false). `key_context_id`
+    is the aws:ebs:id the data key was made for; resources sharing it share the key."""
+    return [
+        Column("encrypted", Boolean, nullable=False),
+        Column("kms_key_arn", String(2048)),
+        Column("wrapped_key", LargeBinary, nullable=False),
+        Column("key_context_id", String(32), nullable=False),
+    ]
+
+
+ebs_volumes = Table(
+    "ebs_volumes",
+    metadata,
+    Column("volume_id", String(32), primary_key=True),
+    Column("account_id", String(12), nullable=False),
+    Column("region", String(32), nullable=False),
+    Column("availability_zone", String(64), nullable=False),
+    Column("size_gib", Integer, nullable=False),
+    Column("volume_type", String(16), nullable=False),
+    Column("iops", Integer),
+    Column("throughput", Integer),
+    Column("state", String(16), nullable=False),  # creating|available|in-use|deleting|error
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("snapshot_id", String(32)),  # the snapshot it was created from
+    *_ebs_keying_columns(),
+    # The snapshot the next snapshot of this volume is incremental to (same data key).
+    Column("base_snapshot_id", String(32)),
+    Column("instance_id", String(32)),
+    Column("device", String(64)),
+    Column("attach_time", UtcDateTime()),
+    # While attached: the data key sealed by the service key, for the block server.
+    Column("attached_key", LargeBinary),
+    Column("row_version", Integer, nullable=False, default=1),
+    Index("ix_ebs_volumes_account", "account_id", "region", "volume_id"),
+)
+
+ebs_snapshots = Table(
+    "ebs_snapshots",
+    metadata,
+    Column("snapshot_id", String(32), primary_key=True),
+    Column("account_id", String(12), nullable=False),
+    Column("region", String(32), nullable=False),
+    Column("volume_id", String(32), nullable=False),  # vol-ffffffff: not from a volume
+    Column("volume_size_gib", Integer, nullable=False),
+    Column("description", Text),
+    Column("state", String(16), nullable=False),  # pending|completed|error
+    Column("start_time", UtcDateTime(), nullable=False),
+    Column("completion_time", UtcDateTime()),
+    Column("origin", String(16), nullable=False),  # volume|direct|copy
+    *_ebs_keying_columns(),
+    Column("parent_snapshot_id", String(32)),  # incremental to (shares blocks with)
+    Column("source_snapshot_id", String(32)),  # CopySnapshot's source
+    Column("client_token", String(128)),  # StartSnapshot idempotency
+    Column("request_fingerprint", String(64)),
+    Column("timeout_minutes", Integer),
+    Column("last_activity", UtcDateTime()),
+    Column("stored_bytes", BigInteger, nullable=False, default=0),
+    Index("ix_ebs_snapshots_account", "account_id", "region", "snapshot_id"),
+    Index("ix_ebs_snapshots_token", "account_id", "region", "client_token"),
+)
+
+ebs_blocks = Table(
+    "ebs_blocks",
+    metadata,
+    # A stored 512 KiB snapshot block (a file in the block store), shared by every
+    # snapshot row that names it: it is deleted when the last such row goes.
+    Column("block_id", String(32), primary_key=True),
+    Column("key_context_id", String(32), nullable=False),  # the data key it is sealed under
+    Column("block_index", BigInteger, nullable=False),  # bound into its AAD
+    Column("mac", LargeBinary),  # HMAC of the plaintext under a key of that data key
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+ebs_snapshot_blocks = Table(
+    "ebs_snapshot_blocks",
+    metadata,
+    Column("snapshot_id", String(32), primary_key=True),
+    Column("block_index", BigInteger, primary_key=True),
+    Column("block_id", String(32), nullable=False),
+    # Written in this snapshot (not inherited from its parent); with its SHA-256 sealed
+    # under the snapshot's key while pending (CompleteSnapshot's aggregate checksum).
+    Column("written", Boolean, nullable=False, default=False),
+    Column("sealed_checksum", LargeBinary),
+    Index("ix_ebs_snapshot_blocks_block", "block_id"),
+)
+
+ebs_tags = Table(
+    "ebs_tags",
+    metadata,
+    Column("resource_id", String(32), primary_key=True),
+    Column("tag_key", String(128), primary_key=True),
+    Column("tag_value", String(256), nullable=False),
+    Column("account_id", String(12), nullable=False),
+    Column("region", String(32), nullable=False),
+    Column("resource_type", String(16), nullable=False),  # volume|snapshot
+    Index("ix_ebs_tags_account", "account_id", "region", "resource_id"),
+)

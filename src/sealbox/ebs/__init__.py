@@ -1,0 +1,1 @@
+"""Encrypted block volumes and snapshots (the EBS part)."""
