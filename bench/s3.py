@@ -4,7 +4,7 @@ Starts Sealbox and moto side by side (or uses running ones via --sealbox-url / -
 and runs these scenarios (``--only NAME[,NAME]`` picks some):
 
 * ``memory``    2 GiB single PUT and GET (streamed from/to nowhere): rise of the server
-                tree's resident memory (sum of VmRSS from /proc), sampled every 20 ms
+                tree's resident memory (/proc/<pid>/statm, summed), sampled every 20 ms
 * ``large``     64 MiB single PUT and GET, SSE-S3 and SSE-KMS (moto in the same run)
 * ``multipart`` 1 GiB multipart upload, 8 MiB parts, 8 concurrent (boto3 TransferConfig)
 * ``ranged``    1 MiB ranged GETs from a 1 GiB object vs GETs of a plain 1 MiB object,
@@ -51,8 +51,8 @@ from typing import Any, TypeVar
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import loadgen, servers
-from bench.kms import _fmt, _raise_exit, aggregate, log, started_servers, wait_quiet
-from bench.loadgen import CellResult, DriveParams, LeanTarget, SignedRequest
+from bench.kms import NOISE_CORES, _fmt, _raise_exit, aggregate, log, started_servers, wait_quiet
+from bench.loadgen import CellResult, DriveParams, LeanTarget, SignedRequest, _rusage_cpu
 from bench.servers import ManagedServer
 
 T = TypeVar("T")
@@ -373,11 +373,21 @@ class Bench:
     rows: list[dict[str, Any]] = field(default_factory=list)
     checks: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    noise: list[str] = field(default_factory=list)  # measurements another process disturbed
     cells: dict[str, Any] = field(default_factory=dict)  # per-run details for --output json
 
     def quiet(self) -> None:
         if self.args.wait_quiet > 0:
             wait_quiet(self.args.wait_quiet)
+
+    def measure(
+        self, what: str, server: ManagedServer, fn: Callable[[], object]
+    ) -> Measured | None:
+        """Time one step (see measured); a failure is recorded and gives None."""
+        m = self.attempt(what, partial(measured, server, fn))
+        if m is not None and (m.other_cores or 0.0) > NOISE_CORES:
+            self.noise.append(f"{what}: {m.other_cores:.2f} other cores")
+        return m
 
     def attempt(self, what: str, fn: Callable[[], T]) -> T | None:
         """Run one measured step; a failure is recorded (and shown) instead of aborting."""
@@ -424,14 +434,32 @@ def _med(values: Sequence[float | None]) -> float | None:
     return round(statistics.median(vals), 4) if vals else None
 
 
-def measured(server: ManagedServer, fn: Callable[[], T]) -> tuple[T, float, float | None]:
-    """(result, wall seconds, server CPU seconds) of one call."""
-    cpu0 = server.cpu_seconds()
+@dataclass(frozen=True)
+class Measured:
+    wall_s: float
+    server_cpu_s: float | None
+    other_cores: float | None  # CPU used by neither the server nor this process
+
+    def rate(self, nbytes: int) -> float:
+        return nbytes / MiB / self.wall_s
+
+    @property
+    def server_cores(self) -> float | None:
+        return None if self.server_cpu_s is None else self.server_cpu_s / self.wall_s
+
+
+def measured(server: ManagedServer, fn: Callable[[], object]) -> Measured:
+    """Wall time, server CPU and other processes' CPU over one call."""
+    cpu0, sys0, me0 = server.cpu_seconds(), servers.system_busy_seconds(), _rusage_cpu()
     t0 = time.perf_counter()
-    out = fn()
+    fn()
     wall = time.perf_counter() - t0
-    cpu1 = server.cpu_seconds()
-    return out, wall, None if cpu0 is None or cpu1 is None else cpu1 - cpu0
+    cpu1, sys1, me1 = server.cpu_seconds(), servers.system_busy_seconds(), _rusage_cpu()
+    cpu = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
+    other = None
+    if cpu is not None and sys0 is not None and sys1 is not None and wall > 0:
+        other = max(0.0, (sys1 - sys0) - cpu - (me1 - me0)) / wall
+    return Measured(wall, cpu, other)
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -471,15 +499,15 @@ def scenario_memory(b: Bench) -> None:
         ]
         for op, fn in steps:
             with RssPeak(pid) as peak:
-                got = b.attempt(f"memory {op} {label}", partial(measured, t.server, fn))
+                got = b.measure(f"memory {op} {label}", t.server, fn)
             if got is None:
                 rises[op].append(None)
                 rates[op].append(None)
                 continue
             rises[op].append((peak.peak - base) / MiB)
-            rates[op].append(size / MiB / got[1])
+            rates[op].append(got.rate(size))
             log(
-                f"memory run {rep + 1}: {op} {label} {size / MiB / got[1]:.0f} MiB/s, "
+                f"memory run {rep + 1}: {op} {label} {got.rate(size):.0f} MiB/s, "
                 f"RSS rise {(peak.peak - base) / MiB:.1f} MiB ({peak.samples} samples)"
             )
         b.attempt("memory cleanup", partial(s3.delete_object, Bucket=bucket, Key=key))
@@ -531,9 +559,10 @@ def scenario_large(b: Bench) -> None:
 
             for op, fn in (("PUT", put), ("GET", get)):
                 b.quiet()
-                got = b.attempt(f"large {name} {op} {mode}", partial(measured, t.server, fn))
-                rate = None if got is None else size / MiB / got[1]
-                cpu = None if got is None or got[2] is None else got[2] * 1000 / (size / MiB)
+                got = b.measure(f"large {name} {op} {mode}", t.server, fn)
+                rate = None if got is None else got.rate(size)
+                cpu = None if got is None or got.server_cpu_s is None else got.server_cpu_s * 1000
+                cpu = None if cpu is None else cpu / (size / MiB)
                 rates.setdefault((name, op, mode), []).append(rate)
                 cpus.setdefault((name, op, mode), []).append(cpu)
                 log(f"large run {rep + 1}: {name} {op} {label} {mode}: {_fmt(rate, '.0f')} MiB/s")
@@ -569,12 +598,16 @@ def scenario_large(b: Bench) -> None:
         )
 
 
-def _multipart_upload(t: S3Target, bucket: str, key: str, size: int, b: Bench, seed: int) -> None:
-    s3 = t.client(pool=THREADS + 2)
-    s3.upload_fileobj(SyntheticFile(size, seed), bucket, key, Config=transfer_config(b.sizes))
+def _multipart_upload(s3: Any, bucket: str, key: str, size: int, sizes: Sizes, seed: int) -> None:
+    """upload_fileobj of a SyntheticFile: parts of sizes.part, THREADS at a time."""
+    s3.upload_fileobj(SyntheticFile(size, seed), bucket, key, Config=transfer_config(sizes))
+
+
+def _check_size(s3: Any, bucket: str, key: str, size: int) -> int:
     got = int(s3.head_object(Bucket=bucket, Key=key)["ContentLength"])
     if got != size:
-        raise ValueError(f"uploaded object has {got} bytes, expected {size}")
+        raise ValueError(f"{key} has {got} bytes, expected {size}")
+    return got
 
 
 def scenario_multipart(b: Bench) -> None:
@@ -584,17 +617,21 @@ def scenario_multipart(b: Bench) -> None:
     size, mode = b.sizes.multipart, SSE_KMS
     label = _size(size)
     bucket = t.buckets[mode]
+    s3 = t.client(pool=THREADS + 2)  # s3transfer's threads share one client
     rates: list[float | None] = []
     cores: list[float | None] = []
     for rep in range(b.args.runs):
         key = f"multipart/{rep}"
         b.quiet()
-        got = b.attempt(
-            f"multipart {label}",
-            partial(measured, t.server, partial(_multipart_upload, t, bucket, key, size, b, rep)),
-        )
-        rates.append(None if got is None else size / MiB / got[1])
-        cores.append(None if got is None or got[2] is None else got[2] / got[1])
+        up = partial(_multipart_upload, s3, bucket, key, size, b.sizes, rep)
+        got = b.measure(f"multipart {label}", t.server, up)
+        if (
+            got is not None
+            and b.attempt("multipart size", partial(_check_size, s3, bucket, key, size)) is None
+        ):
+            got = None
+        rates.append(None if got is None else got.rate(size))
+        cores.append(None if got is None else got.server_cores)
         log(f"multipart run {rep + 1}: {_fmt(rates[-1], '.0f')} MiB/s")
         b.attempt(
             "multipart cleanup", partial(t.clients(1)[0].delete_object, Bucket=bucket, Key=key)
@@ -629,8 +666,9 @@ def _cell_note(m: dict[str, Any]) -> str:
         f"cli {_fmt(m['client_cpu_ms_per_op'], '.3f')} ms/op, p99 {_fmt(m['p99_ms'], '.1f')} ms"
     )
     if m["errors"]:
-        note += f", {m['errors']} ERRORS: {m['error_samples'][:1]}"
-    if (m["other_cores_max"] or 0) > 0.25:
+        sample = " ".join(str(m["error_samples"][0]).split())[:100] if m["error_samples"] else ""
+        note += f", {m['errors']} ERRORS: {sample}"
+    if (m["other_cores_max"] or 0) > NOISE_CORES:
         note += f", noisy ({m['other_cores_max']:.2f} other cores)"
     return note
 
@@ -643,9 +681,15 @@ def scenario_ranged(b: Bench) -> None:
     bucket = t.buckets[mode]
     big, plain = "ranged/big", "ranged/plain"
     log(f"ranged: uploading the {_size(size)} object")
-    if b.attempt("ranged setup", lambda: _multipart_upload(t, bucket, big, size, b, 99)) is None:
+    s3 = t.client(pool=THREADS + 2)
+
+    def setup() -> int:
+        _multipart_upload(s3, bucket, big, size, b.sizes, 99)
+        s3.put_object(Bucket=bucket, Key=plain, Body=os.urandom(rlen))
+        return _check_size(s3, bucket, big, size)
+
+    if b.attempt("ranged setup", setup) is None:
         return
-    t.clients(1)[0].put_object(Bucket=bucket, Key=plain, Body=os.urandom(rlen))
     rng = random.Random(7)
     offsets = [rng.randrange(0, size - rlen + 1) for _ in range(4096)]
 
@@ -948,7 +992,8 @@ SCENARIO_FUNCS: dict[str, Callable[[Bench], None]] = {
 
 def format_report(b: Bench, header: str) -> str:
     lines = [header, ""]
-    cols = f"{'scenario':<10}{'measurement':<52}{'sealbox':>11}{'moto':>10} {'unit':<6}{'ratio':>7}"
+    first = "sealbox" if "sealbox" in b.targets else "value"
+    cols = f"{'scenario':<10}{'measurement':<52}{first:>11}{'moto':>10} {'unit':<6}{'ratio':>7}"
     lines += [cols, "-" * len(cols)]
     for r in b.rows:
         lines.append(
@@ -960,6 +1005,9 @@ def format_report(b: Bench, header: str) -> str:
             lines.append(f"{'':<12}{r['note']}")
     if b.errors:
         lines += ["", "== errors =="] + [f"! {e}" for e in b.errors[:20]]
+    if b.noise:
+        lines += ["", f"== noisy: other processes used > {NOISE_CORES} cores during =="]
+        lines += [f"! {n}" for n in b.noise[:10]]
     if b.checks:
         lines += ["", "== targets =="]
         lines += [f"{c['status']:<5} {c['target']}: {c['figure']}" for c in b.checks]
@@ -1068,6 +1116,7 @@ def run(args: argparse.Namespace, work_dir: Path) -> tuple[dict[str, Any], str, 
         "rows": b.rows,
         "checks": b.checks,
         "errors": b.errors,
+        "noise": b.noise,
         "cells": b.cells,
     }
     where = ", ".join(f"{n} {t.server.url} (pid {t.server.pid})" for n, t in targets.items())
