@@ -373,3 +373,36 @@ def test_s3_on_postgresql(make_server: Any, postgres_url: str) -> None:
     assert s3.get_object(Bucket=bucket, Key="é")["Body"].read() == "é".encode() * 100
     s3.delete_object(Bucket=bucket, Key="z")
     assert len(s3.list_object_versions(Bucket=bucket)["DeleteMarkers"]) == 1
+
+
+def test_kms_errors_and_payload_hash_mismatch_surface_as_s3_does(
+    s3: Any, server: ServerProcess, bucket: str
+) -> None:
+    with pytest.raises(ClientError) as exc:
+        s3.put_object(
+            Bucket=bucket, Key="k", Body=b"1", ServerSideEncryption="aws:kms",
+            SSEKMSKeyId="11111111-2222-3333-4444-555555555555",
+        )  # fmt: skip
+    assert _code(exc) == "KMS.NotFoundException"
+    kms = server.client("kms")
+    key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+    s3.put_object(
+        Bucket=bucket, Key="doomed", Body=b"1", ServerSideEncryption="aws:kms", SSEKMSKeyId=key_id
+    )
+    kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)
+    with pytest.raises(ClientError) as exc:
+        s3.get_object(Bucket=bucket, Key="doomed")
+    assert _code(exc) == "KMS.KMSInvalidStateException"
+
+    # A body that is not what the signed x-amz-content-sha256 says (swapped after signing).
+    def swap_body(request: Any, **_: Any) -> None:
+        request.body = b"the fake body"
+
+    liar = server.client("s3")
+    liar.meta.events.register("before-send.s3.PutObject", swap_body)
+    with pytest.raises(ClientError) as exc:
+        liar.put_object(Bucket=bucket, Key="lie", Body=b"the real body")
+    assert _code(exc) == "XAmzContentSHA256Mismatch"
+    with pytest.raises(ClientError) as exc:
+        s3.head_object(Bucket=bucket, Key="lie")
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
