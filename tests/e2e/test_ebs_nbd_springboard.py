@@ -154,3 +154,22 @@ def test_encryption_by_default_makes_plain_create_volume_encrypted(
     managed = server.client("kms").describe_key(KeyId="alias/aws/ebs")["KeyMetadata"]
     assert volume["KmsKeyId"] == managed["Arn"]
     assert managed["KeyManager"] == "AWS"
+
+
+def test_nbd_uses_tls_when_the_server_has_a_certificate(
+    make_server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    _require_tools()
+    port = free_port()
+    server = make_server(args=["--tls-self-signed", "--nbd-port", str(port)])
+    ec2 = server.client("ec2")
+    volume_id = ec2.create_volume(Size=1, AvailabilityZone="us-east-1a")["VolumeId"]
+    _attach(ec2, volume_id)
+    certs = tmp_path / "certs"  # libnbd (GnuTLS) wants the CA as ca-cert.pem in a directory
+    certs.mkdir()
+    shutil.copy(server.data_dir / "tls-cert.pem", certs / "ca-cert.pem")
+    tls_url = f"nbds://127.0.0.1:{port}/{volume_id}?tls-certificates={certs}"
+    _wait(lambda: _run("nbdinfo", "--size", tls_url, check=False).returncode == 0, "TLS export")
+    assert int(_run("nbdinfo", "--size", tls_url).stdout) == 1024 * MIB
+    # Plain NBD is refused: the volume id is not even listed without TLS.
+    assert _run("nbdinfo", f"nbd://127.0.0.1:{port}/{volume_id}", check=False).returncode != 0
