@@ -173,3 +173,27 @@ def test_nbd_uses_tls_when_the_server_has_a_certificate(
     assert int(_run("nbdinfo", "--size", tls_url).stdout) == 1024 * MIB
     # Plain NBD is refused: the volume id is not even listed without TLS.
     assert _run("nbdinfo", f"nbd://127.0.0.1:{port}/{volume_id}", check=False).returncode != 0
+
+
+def test_flushed_writes_survive_a_killed_server(
+    nbd_server: tuple[ServerProcess, int], tmp_path: Path
+) -> None:
+    server, port = nbd_server
+    ec2 = server.client("ec2")
+    volume_id = ec2.create_volume(Size=1, AvailabilityZone="us-east-1a")["VolumeId"]
+    _attach(ec2, volume_id)
+    url = f"nbd://127.0.0.1:{port}/{volume_id}"
+    _wait(lambda: _run("nbdinfo", url, check=False).returncode == 0, "the export")
+    data = tmp_path / "data.raw"
+    data.write_bytes(os.urandom(32 * MIB))
+    _run("nbdcopy", "--flush", str(data), url)
+    assert server.proc is not None
+    server.proc.kill()  # SIGKILL the supervisor (the block server); workers follow it
+    server.proc.wait(timeout=10)
+    server.proc = None
+    time.sleep(1)
+    server.start()
+    _wait(lambda: _run("nbdinfo", url, check=False).returncode == 0, "the export after restart")
+    out = tmp_path / "out.raw"
+    _run("nbdcopy", url, str(out))
+    assert out.read_bytes()[: 32 * MIB] == data.read_bytes()
