@@ -658,3 +658,55 @@ def test_springboard_256_mib_plaintext_to_encrypted(rt: Runtime, ebs: EbsService
     for i in range(size // chunk):
         assert restored.read(i * chunk, chunk) == piece(i), f"chunk {i} differs"
     assert restored.read(size, 4096) == bytes(4096)  # beyond what was written
+
+
+def test_put_block_rewrite_frees_the_first_and_complete_makes_blocks_durable(
+    rt: Runtime, ebs: EbsService
+) -> None:
+    call = root_call("StartSnapshot")
+    snap = ebs.start_snapshot(call, volume_size=1)
+    first = os.urandom(BLOCK_SIZE)
+    _put(ebs, call, snap.snapshot_id, 7, first)
+    with rt.db.read() as conn:
+        first_id = ebs_repo.snapshot_block(conn, snap.snapshot_id, 7)
+    assert first_id is not None
+    second = os.urandom(BLOCK_SIZE)
+    digest = _put(ebs, call, snap.snapshot_id, 7, second)  # rewritten: the first is freed
+    with rt.db.read() as conn:
+        ref = ebs_repo.snapshot_block(conn, snap.snapshot_id, 7)
+        assert ref is not None and ref.block_id != first_id.block_id and ref.written
+        assert ebs_repo.get_block(conn, first_id.block_id) is None
+        assert ebs_repo.get_block(conn, ref.block_id) is not None
+    assert first_id.block_id not in ebs.block_store.block_ids()
+
+    # A block lost before CompleteSnapshot (an OS crash: PutSnapshotBlock does not
+    # fsync) fails the completion instead of completing a snapshot that cannot be read.
+    path = ebs.block_store._blobs.path(ref.block_id)
+    saved = path.read_bytes()
+    path.write_bytes(b"")
+    linear = base64.b64encode(hashlib.sha256(digest).digest()).decode()
+    with pytest.raises(EbsValidation) as lost:
+        ebs.complete_snapshot(call, snap.snapshot_id, 1, linear, "SHA256", "LINEAR")
+    assert "lost" in lost.value.message
+    path.write_bytes(saved)
+    assert ebs.complete_snapshot(call, snap.snapshot_id, 1, linear, "SHA256", "LINEAR") == (
+        "completed"
+    )
+    token = ebs.list_snapshot_blocks(call, snap.snapshot_id)["Blocks"][0]["BlockToken"]
+    assert ebs.get_snapshot_block(call, snap.snapshot_id, 7, token)[0] == second
+
+
+def test_put_block_checks_the_checksum_against_a_precomputed_digest(ebs: EbsService) -> None:
+    call = root_call("StartSnapshot")
+    snap = ebs.start_snapshot(call, volume_size=1)
+    data = os.urandom(BLOCK_SIZE)
+    checksum = base64.b64encode(hashlib.sha256(data).digest()).decode()
+    kwargs = {"data_length": BLOCK_SIZE, "checksum": checksum, "checksum_algorithm": "SHA256"}
+    with pytest.raises(EbsValidation):  # the body's (verified) hash is not the checksum's
+        ebs.put_snapshot_block(call, snap.snapshot_id, 0, data, verified_sha256=bytes(32), **kwargs)
+    assert (
+        ebs.put_snapshot_block(
+            call, snap.snapshot_id, 0, data, verified_sha256=hashlib.sha256(data).digest(), **kwargs
+        )
+        == checksum
+    )

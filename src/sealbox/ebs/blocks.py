@@ -24,15 +24,19 @@ that a block of a new snapshot equals its parent's block at the same index.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
 from sealbox import crypto
+from sealbox.crypto import unique_id
+from sealbox.crypto.aead import OVERHEAD as AEAD_OVERHEAD
 from sealbox.crypto.kdf import constant_time_equal, fingerprint
 from sealbox.ebs.errors import StoredDataCorrupt
+from sealbox.ebs.model import BLOCK_SIZE
 from sealbox.storage.blobstore import BlobMissing, BlobStore
 
 T = TypeVar("T")
@@ -42,6 +46,9 @@ R = TypeVar("R")
 # concurrent fsyncs share the filesystem's journal commits (one at a time costs ~5-10 ms).
 _IO_THREADS = 4
 _WINDOW = 8  # blocks in flight (memory: _WINDOW x 512 KiB)
+
+#: Bytes of a stored (sealed) 512 KiB block: the AEAD's salt, nonce and tag added.
+SEALED_BLOCK_SIZE = BLOCK_SIZE + AEAD_OVERHEAD
 
 _BLOCK_LABEL = b"sealbox/ebs/snapshot-block/v1|"
 _MAC_LABEL = b"sealbox/ebs/block-mac/v1|"
@@ -100,6 +107,59 @@ class BlockStore:
         except BaseException:
             writer.abort()
             raise
+
+    def put_deferred(self, keys: BlockKeys, block_index: int, plaintext: bytes) -> str:
+        """Seal and store one block *without* making it durable (PutSnapshotBlock): the
+        file is written and named, but neither it nor its directory is fsynced until
+        :meth:`make_durable` (CompleteSnapshot). Until then an operating-system crash may
+        lose or truncate it; a process crash does not (the data is in the page cache)."""
+        sealed = keys.seal(block_index, plaintext)
+        block_id = unique_id().replace("-", "")
+        tmp = self._blobs.tmp_dir / f"{block_id}.part"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            view = memoryview(sealed)
+            while view:
+                view = view[os.write(fd, view) :]
+        except BaseException:
+            os.close(fd)
+            tmp.unlink(missing_ok=True)
+            raise
+        os.close(fd)
+        final = self._blobs.path(block_id)
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(tmp, final)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return block_id
+
+    def make_durable(self, block_ids: Sequence[str], sealed_size: int) -> list[str]:
+        """fsync the given blocks' files and their directories (a few threads at once).
+
+        Returns the ids whose file is missing or not ``sealed_size`` bytes long: blocks
+        stored by :meth:`put_deferred` and lost in an operating-system crash since.
+        """
+
+        def sync(block_id: str) -> bool:
+            try:
+                fd = os.open(self._blobs.path(block_id), os.O_RDONLY)
+            except FileNotFoundError:
+                return False
+            try:
+                if os.fstat(fd).st_size != sealed_size:
+                    return False
+                os.fsync(fd)
+                return True
+            finally:
+                os.close(fd)
+
+        lost = [b for b, ok in zip(block_ids, ordered_map(sync, block_ids), strict=True) if not ok]
+        dirs = sorted({self._blobs.path(b).parent for b in block_ids})
+        for _ in ordered_map(_fsync_dir, dirs):
+            pass
+        return lost
 
     def get(self, keys: BlockKeys, block_id: str, block_index: int) -> bytes:
         """The plaintext of a stored block; StoredDataCorrupt if it fails to authenticate."""
@@ -173,3 +233,14 @@ class BatchWriter:
             if f.done() and not f.cancelled() and f.exception() is None
         ]
         self._store.delete(done)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -9,6 +9,16 @@ LINEAR aggregate checksum (SHA-256 over the written blocks' SHA-256s in block-in
 and completes it. A pending snapshot not completed within its Timeout (minutes since the
 last write) goes to the error state.
 
+Durability: AWS guarantees a snapshot only once CompleteSnapshot has succeeded, so a
+block acknowledged by PutSnapshotBlock is written (sealed) and named in the database, but
+its file is not fsynced then; CompleteSnapshot fsyncs every written block and its
+directory before the snapshot is marked completed, and refuses to complete (the snapshot
+stays pending, the client writes the block again) if a block file was lost or cut short
+by an operating-system crash in between. Completed snapshots are therefore as durable as
+before; a pending one may lose blocks to a power failure, which AWS's contract allows.
+Integrity is unchanged: every block's SHA-256 is checked against x-amz-Checksum (using
+the SigV4 layer's hash of the same body when it computed one), and blocks are AEAD-sealed.
+
 Block tokens are the ids of stored blocks: two snapshots' tokens at an index are equal
 exactly when they share the block.
 """
@@ -29,7 +39,7 @@ from sqlalchemy import Connection
 
 from sealbox.call import Call
 from sealbox.ebs.base import EbsBase, check_tags, snapshot_arn
-from sealbox.ebs.blocks import BlockKeys
+from sealbox.ebs.blocks import SEALED_BLOCK_SIZE, BlockKeys
 from sealbox.ebs.errors import (
     EbsAccessDenied,
     EbsConflict,
@@ -264,8 +274,18 @@ class DirectOps(EbsBase):
         checksum: str | None,
         checksum_algorithm: str | None,
         progress: int | None = None,
+        verified_sha256: bytes | None = None,
     ) -> str:
-        """Store one block; returns the base64 SHA-256 EBS computed."""
+        """Store one block; returns the base64 SHA-256 EBS computed.
+
+        ``verified_sha256``: the block's SHA-256 when the caller has already computed it
+        from these very bytes (the SigV4 layer hashes a signed body to check the
+        signature), so it is not computed twice; the checksum is still compared with it.
+
+        Durability: the block is written but not fsynced here; CompleteSnapshot makes
+        every written block durable before the snapshot completes (AWS promises a
+        snapshot only once it is completed). See DirectOps.complete_snapshot.
+        """
         snapshot = self._direct_snapshot(call, snapshot_id, "ebs:PutSnapshotBlock")
         if snapshot.state != "pending":
             raise EbsValidation(
@@ -287,7 +307,7 @@ class DirectOps(EbsBase):
             raise EbsValidation(
                 f"The data length must be {BLOCK_SIZE} bytes.", "INVALID_PARAMETER_VALUE"
             )
-        digest = hashlib.sha256(data).digest()
+        digest = verified_sha256 if verified_sha256 is not None else hashlib.sha256(data).digest()
         computed = _b64(digest)
         if computed != checksum:
             raise EbsValidation(
@@ -298,7 +318,7 @@ class DirectOps(EbsBase):
             call, snapshot.keying, snapshot.region, snapshot.account_id
         )
         keys = BlockKeys(data_key, snapshot.keying.context_id)
-        block_id = self.block_store.put(keys, block_index, data)
+        block_id = self.block_store.put_deferred(keys, block_index, data)
         block = StoredBlock(
             block_id, snapshot.keying.context_id, block_index, keys.mac_of_digest(digest)
         )
@@ -307,22 +327,18 @@ class DirectOps(EbsBase):
         )
         now = self._clock.now()
 
-        def work(conn: Connection) -> list[str]:
-            if not ebs_repo.update_snapshot(
-                conn, snapshot_id, expect_state="pending", last_activity=now
-            ):
-                raise EbsValidation(
-                    f"The snapshot {snapshot_id} is no longer pending.", "INVALID_SNAPSHOT_ID"
-                )
-            ebs_repo.insert_blocks(conn, [block], now)
-            previous = ebs_repo.replace_snapshot_block(conn, snapshot_id, ref)
-            return ebs_repo.release_blocks(conn, [previous]) if previous else []
-
         try:
-            freed: list[str] = self._db.write(work)
+            freed = self._db.fast_transaction(
+                lambda fast: ebs_repo.put_written_block(fast, snapshot_id, block, ref, now)
+            )
         except BaseException:
             self.block_store.delete([block_id])
             raise
+        if freed is None:
+            self.block_store.delete([block_id])
+            raise EbsValidation(
+                f"The snapshot {snapshot_id} is no longer pending.", "INVALID_SNAPSHOT_ID"
+            )
         self.block_store.delete(freed)
         return computed
 
@@ -385,6 +401,18 @@ class DirectOps(EbsBase):
                     "The aggregated checksum does not match the blocks written.",
                     "INVALID_PARAMETER_VALUE",
                 )
+        # PutSnapshotBlock left its blocks unsynced: make them durable before the
+        # snapshot completes. A block lost since (an operating-system crash) fails the
+        # completion; the snapshot stays pending so the client can write it again.
+        lost = self.block_store.make_durable([r.block_id for r in written], SEALED_BLOCK_SIZE)
+        if lost:
+            index_of = {r.block_id: r.block_index for r in written}
+            indexes = sorted(index_of[b] for b in lost)
+            raise EbsValidation(
+                f"{len(indexes)} written block(s) were lost by a server crash before "
+                f"CompleteSnapshot (block indexes {indexes[:10]}); write them again.",
+                "INVALID_PARAMETER_VALUE",
+            )
         now = self._clock.now()
 
         def work(conn: Connection) -> None:

@@ -190,9 +190,12 @@ def parse(
     return p
 
 
+_NOT_AUDITED = frozenset({"BlockData", "KmsKeyArn", "VerifiedSha256"})
+
+
 def audit_parameters(operation: str, p: Params) -> Params:
     """What the audit record keeps: no block data, no KMS key ARN (marked sensitive)."""
-    kept = {k: v for k, v in p.items() if k not in ("BlockData", "KmsKeyArn") and v is not None}
+    kept = {k: v for k, v in p.items() if k not in _NOT_AUDITED and v is not None}
     return {k[:1].lower() + k[1:]: v for k, v in kept.items()}
 
 
@@ -250,6 +253,7 @@ def put_snapshot_block(svc: EbsService, call: Call, p: Params) -> Output:
         checksum=p.get("Checksum"),
         checksum_algorithm=p.get("ChecksumAlgorithm"),
         progress=p.get("Progress"),
+        verified_sha256=p.get("VerifiedSha256"),
     )
     headers = [
         (b"content-type", b"application/json"),

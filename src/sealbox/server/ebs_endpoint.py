@@ -5,6 +5,8 @@ authenticates its content when the client sends UNSIGNED-PAYLOAD."""
 
 from __future__ import annotations
 
+import re
+
 from sealbox.auth.errors import IncompleteSignature
 from sealbox.auth.sigv4 import SignedRequest
 from sealbox.call import Call
@@ -15,6 +17,23 @@ from sealbox.protocols import ebs as ebs_protocol
 from sealbox.server.ec2_endpoint import execute_with_related
 from sealbox.server.endpoint import ApiRequest, Response
 from sealbox.server.runtime import Runtime
+
+_HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def verified_body_sha256(signed: SignedRequest) -> bytes | None:
+    """The body's SHA-256 the signature check already computed and compared, if any.
+
+    The app verifies every signed non-S3 request against its body: unless the payload
+    hash sent is UNSIGNED-PAYLOAD, the SHA-256 of the body is computed and must equal
+    the hex value sent (x-amz-content-sha256, or the presigned query's), else the
+    request fails before it gets here. So a 64-hex value here *is* the body's SHA-256,
+    and PutSnapshotBlock need not hash 512 KiB a second time to check x-amz-Checksum.
+    """
+    sent = signed.payload_hash
+    if signed.service != "ebs" or sent is None or _HEX_SHA256.fullmatch(sent) is None:
+        return None
+    return bytes.fromhex(sent)
 
 
 class EbsEndpoint:
@@ -28,6 +47,13 @@ class EbsEndpoint:
 
     def render_error(self, err: AwsError, request_id: str) -> Response:
         return ebs_protocol.render_error(err, request_id)
+
+    @staticmethod
+    def _parse(name: str, path_params: dict[str, str], request: ApiRequest) -> ebs_protocol.Params:
+        params = ebs_protocol.parse(name, path_params, request.query, request.headers, request.body)
+        if name == "PutSnapshotBlock":
+            params["VerifiedSha256"] = verified_body_sha256(request.signed)
+        return params
 
     async def handle(self, request: ApiRequest) -> Response:
         name, path_params = ebs_protocol.route(request.method, request.path)
@@ -53,9 +79,7 @@ class EbsEndpoint:
             target=self._svc,
             handler=ebs_protocol.OPERATIONS.get(name),
             call=call,
-            parse=lambda: ebs_protocol.parse(
-                name, path_params, request.query, request.headers, request.body
-            ),
+            parse=lambda: self._parse(name, path_params, request),
             redact=lambda params: ebs_protocol.audit_parameters(name, params),
             serialize=serialize,
             render_error=lambda err: self.render_error(err, request.request_id),

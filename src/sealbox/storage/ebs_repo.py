@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, and_, delete, exists, func, select, update
@@ -17,6 +17,7 @@ from sealbox.ebs.model import (
     StoredBlock,
     Volume,
 )
+from sealbox.storage.db import FastConnection
 from sealbox.storage.tables import (
     ebs_blocks,
     ebs_service_keys,
@@ -593,3 +594,65 @@ def release_blocks(conn: Connection, block_ids: Iterable[str]) -> list[str]:
 
 def all_block_ids(conn: Connection) -> set[str]:
     return {r.block_id for r in conn.execute(select(ebs_blocks.c.block_id))}
+
+
+# -- PutSnapshotBlock's hot path ---------------------------------------------------------------
+
+# SQLAlchemy's storage format for DateTime on SQLite (as in audit_repo).
+_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
+
+
+_PENDING_SQLITE = "SELECT state FROM ebs_snapshots WHERE snapshot_id = ?"  # BEGIN IMMEDIATE
+_PENDING_LOCKED = _PENDING_SQLITE + " FOR UPDATE"
+
+
+def _fast_time(fast: FastConnection, when: datetime) -> Any:
+    when = when.astimezone(UTC)
+    return when.replace(tzinfo=None).strftime(_SQLITE_TIME) if fast.is_sqlite else when
+
+
+def put_written_block(
+    fast: FastConnection, snapshot_id: str, block: StoredBlock, ref: BlockRef, now: datetime
+) -> list[str] | None:
+    """PutSnapshotBlock's one write transaction on the driver connection (no SQLAlchemy
+    per call): checks the snapshot is still pending and records its activity, stores the
+    block row, points (snapshot, index) at it and releases the block it named before.
+
+    Returns the freed block ids (delete their files after the commit), or None, having
+    written nothing, when the snapshot is no longer pending. Values are converted as the
+    column types would (UtcDateTime, Boolean) so SQLAlchemy reads them back unchanged.
+    """
+    row = fast.fetchone(_PENDING_SQLITE if fast.is_sqlite else _PENDING_LOCKED, (snapshot_id,))
+    if row is None or row[0] != "pending":
+        return None
+    when = _fast_time(fast, now)
+    written: Any = 1 if fast.is_sqlite else True
+    fast.execute(
+        "UPDATE ebs_snapshots SET last_activity = ? WHERE snapshot_id = ?", (when, snapshot_id)
+    )
+    fast.execute(
+        "INSERT INTO ebs_blocks (block_id, key_context_id, block_index, mac, created_at) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (block.block_id, block.context_id, block.block_index, block.mac, when),
+    )
+    old = fast.fetchone(
+        "SELECT block_id FROM ebs_snapshot_blocks WHERE snapshot_id = ? AND block_index = ?",
+        (snapshot_id, ref.block_index),
+    )
+    if old is None:
+        fast.execute(
+            "INSERT INTO ebs_snapshot_blocks "
+            "(snapshot_id, block_index, block_id, written, sealed_checksum) VALUES (?, ?, ?, ?, ?)",
+            (snapshot_id, ref.block_index, ref.block_id, written, ref.sealed_checksum),
+        )
+        return []
+    fast.execute(
+        "UPDATE ebs_snapshot_blocks SET block_id = ?, written = ?, sealed_checksum = ? "
+        "WHERE snapshot_id = ? AND block_index = ?",
+        (ref.block_id, written, ref.sealed_checksum, snapshot_id, ref.block_index),
+    )
+    previous = str(old[0])
+    if fast.fetchone("SELECT 1 FROM ebs_snapshot_blocks WHERE block_id = ? LIMIT 1", (previous,)):
+        return []
+    fast.execute("DELETE FROM ebs_blocks WHERE block_id = ?", (previous,))
+    return [previous]
