@@ -315,7 +315,7 @@ def test_part_arriving_after_abort_is_refused_and_its_blob_removed(env: Env) -> 
     with pytest.raises(NoSuchUpload):
         pending.commit({})
     assert blob_ids(env) == set()
-    assert list((env.blobs.tmp_dir).glob("*.part")) == []
+    assert list(env.blobs.partial_files()) == []
 
 
 def test_pending_part_abort_leaves_nothing(env: Env) -> None:
@@ -326,7 +326,7 @@ def test_pending_part_abort_leaves_nothing(env: Env) -> None:
     pending.write(b"half")
     pending.abort()
     assert blob_ids(env) == set()
-    assert list((env.blobs.tmp_dir).glob("*.part")) == []
+    assert list(env.blobs.partial_files()) == []
 
 
 def test_content_md5_mismatch_is_bad_digest(env: Env) -> None:

@@ -4,10 +4,12 @@ deciding whether the caller may act on it."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
 
 from sealbox.call import Call
 from sealbox.clock import Clock
@@ -17,7 +19,7 @@ from sealbox.s3.model import Bucket
 from sealbox.s3.public import PublicAccessBlock
 from sealbox.storage import s3_repo
 from sealbox.storage.blobstore import BlobStore
-from sealbox.storage.db import Database
+from sealbox.storage.db import Database, FastConnection
 
 T = TypeVar("T")
 _CACHE_LIMIT = 10_000
@@ -80,6 +82,26 @@ class S3Base:
     def write(self, work: Callable[[Connection], T]) -> T:
         return self.db.write(work)
 
+    def fast_write(self, work: Callable[[FastConnection], T], attempts: int = 5) -> T:
+        """`write` for hot-path statements on the driver connection (fast_transaction),
+        retrying serialization failures and deadlocks as `Database.write` does."""
+        for attempt in range(attempts):
+            try:
+                return self.db.fast_transaction(work)
+            except Exception as exc:
+                if attempt + 1 == attempts or not _retryable(exc):
+                    raise
+                time.sleep(0.005 * 2**attempt)
+        raise AssertionError("unreachable")
+
     @staticmethod
     def resources(call: Call, bucket: Bucket, key: str | None = None) -> None:
         call.resources = [bucket.arn] if key is None else [f"{bucket.arn}/{key}", bucket.arn]
+
+
+def _retryable(exc: Exception) -> bool:
+    """A serialization failure, deadlock or SQLite lock timeout: worth another try."""
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    if getattr(orig, "sqlstate", None) in ("40001", "40P01"):
+        return True
+    return "database is locked" in str(orig)

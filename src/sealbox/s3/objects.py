@@ -54,10 +54,16 @@ from sealbox.s3.model import (
     Keying,
     ObjectVersion,
 )
-from sealbox.s3.versions import delete_blobs, new_version_id, reported_version, store_version
+from sealbox.s3.versions import (
+    delete_blobs,
+    new_version_id,
+    reported_version,
+    store_version,
+    store_version_fast,
+)
 from sealbox.storage import s3_repo
 from sealbox.storage.blobstore import BlobStore
-from sealbox.storage.db import Database
+from sealbox.storage.db import Database, FastConnection
 
 _GRANT_MEMBERS = ("GrantFullControl", "GrantRead", "GrantReadACP", "GrantWrite", "GrantWriteACP")
 MAX_KEY_BYTES = 1024
@@ -244,8 +250,7 @@ class ObjectService(S3Base):
         params: Mapping[str, Any] | None = None,
     ) -> ObjectVersion:
         """An object version the caller may act on, with S3's errors for what is not."""
-        with self.db.read() as conn:
-            obj = s3_repo.get_version(conn, bucket.name, key, version_id)
+        obj = s3_repo.fast_get_version(self.db, bucket.name, key, version_id)
         facts = request_facts(
             params or {},
             version_id=version_id,
@@ -409,9 +414,9 @@ class ObjectService(S3Base):
             bucket = self.bucket(bucket_name)
             obj = make(bucket, new_version_id(bucket))
 
-            def work(conn: Any) -> list[Extent]:
+            def work(fast: FastConnection) -> list[Extent]:
                 if if_none_match is not None or if_match is not None:
-                    current = s3_repo.get_version(conn, bucket.name, key)
+                    current = s3_repo.fast_get_version_in(fast, bucket.name, key)
                     exists = current is not None and not current.delete_marker
                     if if_none_match == "*" and exists:
                         raise PreconditionFailed(
@@ -429,9 +434,9 @@ class ObjectService(S3Base):
                             "At least one of the pre-conditions you specified did not hold",
                             Condition="If-Match",
                         )
-                return store_version(conn, obj)
+                return store_version_fast(fast, obj)
 
-            replaced = self.write(work)
+            replaced = self.fast_write(work)
         except BaseException:
             on_failure()
             raise
@@ -897,14 +902,20 @@ class _PendingPut:
             algorithm, value = next(iter(stored.items()))
             checksum = Checksum(algorithm, value)
         service = self._service
+        fresh: list[Bucket] = []  # the bucket as commit_object read it
+
+        def make(bucket: Bucket, version_id: str) -> ObjectVersion:
+            fresh.append(bucket)
+            return new_object(
+                s.call, bucket, s.key, version_id, s.keying, written, blob_id,
+                s.writer.segment_size, s.headers, s.metadata, s.tags, checksum, service.clock,
+            )  # fmt: skip
+
         obj = service.commit_object(
             s.call,
             s.bucket.name,
             s.key,
-            lambda bucket, version_id: new_object(
-                s.call, bucket, s.key, version_id, s.keying, written, blob_id,
-                s.writer.segment_size, s.headers, s.metadata, s.tags, checksum, service.clock,
-            ),
+            make,
             if_none_match=s.if_none_match,
             if_match=s.if_match,
             on_failure=lambda: service.blobs.delete(blob_id),
@@ -922,7 +933,7 @@ class _PendingPut:
                 out["SSEKMSEncryptionContext"] = base64.b64encode(
                     orjson.dumps(user_context)
                 ).decode()
-        version = reported_version(service.bucket(s.bucket.name), obj.version_id)
+        version = reported_version(fresh[-1], obj.version_id)
         if version is not None:
             out["VersionId"] = version
         s.call.response_elements = None

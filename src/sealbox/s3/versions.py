@@ -12,6 +12,7 @@ from sealbox.s3.errors import NoSuchBucket
 from sealbox.s3.model import NULL_VERSION, Bucket, Extent, ObjectVersion
 from sealbox.storage import s3_repo
 from sealbox.storage.blobstore import BlobStore
+from sealbox.storage.db import FastConnection
 
 
 def new_version_id(bucket: Bucket) -> str:
@@ -31,6 +32,13 @@ def store_version(conn: Connection, obj: ObjectVersion) -> list[Extent]:
     if not s3_repo.lock_bucket(conn, obj.bucket, exclusive=False):
         raise NoSuchBucket("The specified bucket does not exist", BucketName=obj.bucket)
     return s3_repo.put_version(conn, obj)
+
+
+def store_version_fast(fast: FastConnection, obj: ObjectVersion) -> list[Extent]:
+    """store_version inside a Database.fast_transaction (the PUT hot path)."""
+    if not s3_repo.fast_lock_bucket(fast, obj.bucket):
+        raise NoSuchBucket("The specified bucket does not exist", BucketName=obj.bucket)
+    return s3_repo.fast_put_version(fast, obj)
 
 
 def delete_blobs(blobs: BlobStore, extents: Iterable[Extent]) -> None:

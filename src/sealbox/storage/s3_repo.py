@@ -7,8 +7,8 @@ SQLite's default collation already is; PostgreSQL is asked for COLLATE "C".
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import Connection, Row, and_, delete, func, select, update
@@ -24,6 +24,7 @@ from sealbox.s3.model import (
     Part,
     Upload,
 )
+from sealbox.storage.db import Database, FastConnection
 from sealbox.storage.tables import s3_buckets, s3_objects, s3_parts, s3_service_keys, s3_uploads
 
 # The highest code point: prefix + this sorts after every key starting with prefix.
@@ -194,7 +195,7 @@ def _keying(row: Row[Any]) -> Keying | None:
     )
 
 
-def _version(row: Row[Any]) -> ObjectVersion:
+def _version(row: Any) -> ObjectVersion:
     checksum = _load(row.checksum)
     return ObjectVersion(
         bucket=row.bucket,
@@ -271,6 +272,129 @@ def put_version(conn: Connection, obj: ObjectVersion) -> list[Extent]:
         .values(is_latest=False)
     )
     conn.execute(s3_objects.insert().values(**_version_values(obj)))
+    return replaced
+
+
+# -- objects, hot path: plain driver SQL (no SQLAlchemy execution machinery) ------------
+#
+# GET/HEAD look a version up and PUT commits one on every request; through SQLAlchemy
+# Core each statement costs more CPU than the whole SQL work. These twins run the same
+# statements on the driver connection (Database.fast_row / fast_transaction) and
+# convert values exactly as the column types do (UtcDateTime, Boolean on SQLite).
+
+
+class _ObjectRow(NamedTuple):
+    id: int
+    bucket: str
+    object_key: str
+    version_id: str
+    is_latest: Any
+    delete_marker: Any
+    size: int
+    etag: str
+    last_modified: datetime
+    owner_account: str
+    headers: str | None
+    metadata: str | None
+    tags: str | None
+    checksum: str | None
+    parts: str | None
+    sse: str
+    kms_key_arn: str | None
+    bucket_key: Any
+    sse_context: str | None
+    wrapped_dek: bytes
+    bucket_key_blob: bytes | None
+    ssec_salt: bytes | None
+    ssec_hmac: bytes | None
+
+
+_OBJECT_COLUMNS = _ObjectRow._fields
+_INSERT_COLUMNS = _OBJECT_COLUMNS[1:]
+# Built from the constant column lists only (no caller input reaches the SQL text).
+_SELECT_OBJECT = "SELECT {} FROM s3_objects WHERE bucket = ? AND object_key = ? AND ".format(  # noqa: S608
+    ", ".join(_OBJECT_COLUMNS)
+)
+_SELECT_LATEST = _SELECT_OBJECT + "is_latest = ?"
+_SELECT_VERSION = _SELECT_OBJECT + "version_id = ?"
+_INSERT_OBJECT = "INSERT INTO s3_objects ({}) VALUES ({})".format(  # noqa: S608
+    ", ".join(_INSERT_COLUMNS), ", ".join("?" * len(_INSERT_COLUMNS))
+)
+_DELETE_OBJECT = "DELETE FROM s3_objects WHERE id = ?"
+_UNSET_LATEST = (
+    "UPDATE s3_objects SET is_latest = ? WHERE bucket = ? AND object_key = ? AND is_latest = ?"
+)
+_LOCK_BUCKET_SQLITE = "SELECT name FROM s3_buckets WHERE name = ?"
+_LOCK_BUCKET_SHARED = _LOCK_BUCKET_SQLITE + " FOR SHARE"
+# SQLAlchemy's storage format for DateTime on SQLite.
+_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def _time_in(value: datetime, sqlite: bool) -> Any:
+    """A datetime as UtcDateTime binds it."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to the database")
+    value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).strftime(_SQLITE_TIME) if sqlite else value
+
+
+def _time_out(value: Any) -> datetime:
+    """A stored datetime as UtcDateTime returns it (SQLite keeps text, zone dropped)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _fast_version(row: tuple[Any, ...]) -> ObjectVersion:
+    values = list(row)
+    values[8] = _time_out(values[8])  # last_modified
+    return _version(_ObjectRow._make(values))
+
+
+def _fast_query(version_id: str | None) -> tuple[str, Any]:
+    return (_SELECT_LATEST, True) if version_id is None else (_SELECT_VERSION, version_id)
+
+
+def fast_get_version(
+    db: Database, bucket: str, key: str, version_id: str | None = None
+) -> ObjectVersion | None:
+    """get_version (outside a transaction) on the driver connection: the GET path."""
+    sql, last = _fast_query(version_id)
+    row = db.fast_row(sql, (bucket, key, last))
+    return None if row is None else _fast_version(row)
+
+
+def fast_get_version_in(
+    fast: FastConnection, bucket: str, key: str, version_id: str | None = None
+) -> ObjectVersion | None:
+    """get_version inside a fast_transaction."""
+    sql, last = _fast_query(version_id)
+    row = fast.fetchone(sql, (bucket, key, last))
+    return None if row is None else _fast_version(row)
+
+
+def fast_lock_bucket(fast: FastConnection, name: str) -> bool:
+    """lock_bucket(exclusive=False) inside a fast_transaction."""
+    sql = _LOCK_BUCKET_SQLITE if fast.is_sqlite else _LOCK_BUCKET_SHARED
+    return fast.fetchone(sql, (name,)) is not None
+
+
+def _insert_values(obj: ObjectVersion, sqlite: bool) -> tuple[Any, ...]:
+    values = _version_values(obj)
+    values["last_modified"] = _time_in(obj.last_modified, sqlite)
+    return tuple(values.get(column) for column in _INSERT_COLUMNS)
+
+
+def fast_put_version(fast: FastConnection, obj: ObjectVersion) -> list[Extent]:
+    """put_version inside a fast_transaction (the same statements, in the same order)."""
+    replaced: list[Extent] = []
+    old = fast_get_version_in(fast, obj.bucket, obj.key, obj.version_id)
+    if old is not None:
+        replaced = list(old.extents)
+        fast.execute(_DELETE_OBJECT, (old.row_id,))
+    fast.execute(_UNSET_LATEST, (False, obj.bucket, obj.key, True))
+    fast.execute(_INSERT_OBJECT, _insert_values(obj, fast.is_sqlite))
     return replaced
 
 
