@@ -24,7 +24,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from sealbox import crypto
 from sealbox.call import Call
@@ -33,10 +33,12 @@ from sealbox.ebs.errors import InvalidParameterValue, KmsFailure, StoredDataCorr
 from sealbox.ebs.model import Keying
 from sealbox.errors import AwsError
 from sealbox.keystore.base import KeyStore
+from sealbox.kms import on_behalf
 from sealbox.kms.service import KmsService
 from sealbox.storage import ebs_repo
 from sealbox.storage.db import Database
 
+T = TypeVar("T")
 EC2_SERVICE = "ec2.amazonaws.com"
 CONTEXT_KEY = "aws:ebs:id"
 DATA_KEY_BYTES = 32
@@ -103,27 +105,13 @@ class DataKeys:
 
     @staticmethod
     def kms_call(call: Call, region: str, event_name: str) -> Call:
-        return Call(
-            principal=call.principal,
-            region=region,
-            event_source="kms.amazonaws.com",
-            event_name=event_name,
-            request_id=call.request_id,
-            source_ip=EC2_SERVICE,
-            user_agent=EC2_SERVICE,
-            secure_transport=call.secure_transport,
-            invoked_by=EC2_SERVICE,
-        )
+        return on_behalf.kms_call(call, region, event_name, EC2_SERVICE)
 
-    def _through_kms(self, call: Call, sub: Call, work: Callable[[], Any]) -> Any:
-        self._count_kms(sub.event_name)
+    def _through_kms(self, call: Call, sub: Call, work: Callable[[], T]) -> T:
         try:
-            result = work()
+            return on_behalf.run(call, sub, work, self._count_kms)
         except AwsError as err:
-            call.related.append((sub, err.code, err.message))
             raise KmsFailure(err) from None
-        call.related.append((sub, None, None))
-        return result
 
     def managed_key_arn(self, account_id: str, region: str) -> str:
         return self._kms.ensure_aws_managed_key(account_id, region, "ebs").arn

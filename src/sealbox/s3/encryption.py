@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -36,6 +36,7 @@ from sealbox.clock import Clock
 from sealbox.crypto import keycheck
 from sealbox.errors import AwsError
 from sealbox.keystore.base import KeyStore
+from sealbox.kms import on_behalf
 from sealbox.kms.service import KmsService
 from sealbox.s3.errors import (
     InvalidArgument,
@@ -47,6 +48,8 @@ from sealbox.s3.errors import (
 from sealbox.s3.model import SSE_C, SSE_KMS, SSE_S3, Bucket, EncryptionRule, Keying
 from sealbox.storage import s3_repo
 from sealbox.storage.db import Database
+
+T = TypeVar("T")
 
 S3_SERVICE = "s3.amazonaws.com"
 BUCKET_KEY_TTL_SECONDS = 300.0
@@ -249,31 +252,16 @@ class Encryption:
 
     @staticmethod
     def _kms_call(call: Call, bucket: Bucket, event_name: str) -> Call:
-        return Call(
-            principal=call.principal,
-            region=bucket.region,
-            event_source="kms.amazonaws.com",
-            event_name=event_name,
-            request_id=call.request_id,
-            source_ip=S3_SERVICE,
-            user_agent=S3_SERVICE,
-            secure_transport=call.secure_transport,
-            invoked_by=S3_SERVICE,
-        )
+        return on_behalf.kms_call(call, bucket.region, event_name, S3_SERVICE)
 
-    def _through_kms(self, call: Call, sub: Call, work: Callable[[], Any]) -> Any:
-        """Run a KMS operation for S3: count it, audit it with the S3 call, and surface
-        its errors the way S3 does."""
-        self._count_kms(sub.event_name)
+    def _through_kms(self, call: Call, sub: Call, work: Callable[[], T]) -> T:
+        """Run a KMS operation for S3, surfacing its errors the way S3 does."""
         try:
-            result = work()
+            return on_behalf.run(call, sub, work, self._count_kms)
         except AwsError as err:
-            call.related.append((sub, err.code, err.message))
             if err.code.startswith("AccessDenied"):
                 raise S3AccessDenied(err.message) from None
             raise KmsThroughS3(err) from None
-        call.related.append((sub, None, None))
-        return result
 
     def _kms_key_id(self, resolved: Resolved, bucket: Bucket) -> str:
         """The key to ask KMS for; the AWS managed key alias/aws/s3 is made on first use."""
