@@ -24,7 +24,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from sealbox import crypto
 from sealbox.call import Call
@@ -33,6 +33,7 @@ from sealbox.ebs.errors import InvalidParameterValue, KmsFailure, StoredDataCorr
 from sealbox.ebs.model import Keying
 from sealbox.errors import AwsError
 from sealbox.keystore.base import KeyStore
+from sealbox.keystore.service_keys import ServiceKeys
 from sealbox.kms import on_behalf
 from sealbox.kms.service import KmsService
 from sealbox.storage import ebs_repo
@@ -69,7 +70,14 @@ class DataKeys:
         self._kms = kms
         self._clock = clock
         self._count_kms = count_kms or (lambda _op: None)
-        self._service_keys: dict[str, bytes] = {}
+        self._service_keys = ServiceKeys(
+            db,
+            keystore,
+            clock,
+            "sealbox/ebs/service-key",
+            ebs_repo.get_service_key,
+            ebs_repo.insert_service_key,
+        )
         # (caller ARN, wrapped key) → (plaintext, key ARN, expiry): the direct APIs open
         # a snapshot's key once per caller per period, re-checking the key on every use.
         self._opened: dict[tuple[str, bytes], tuple[bytes, str, float]] = {}
@@ -78,22 +86,7 @@ class DataKeys:
     # -- the service-owned key -------------------------------------------------------------
 
     def _service_key(self, account_id: str) -> bytes:
-        key = self._service_keys.get(account_id)
-        if key is not None:
-            return key
-        label = f"sealbox/ebs/service-key/{account_id}"
-
-        def work(conn: Any) -> bytes:
-            wrapped = ebs_repo.get_service_key(conn, account_id)
-            if wrapped is None:
-                wrapped = self._keystore.wrap(crypto.new_key_material(), label)
-                ebs_repo.insert_service_key(conn, account_id, wrapped, self._clock.now())
-            return wrapped
-
-        wrapped = self._db.write(work)
-        key = self._keystore.unwrap(wrapped, label)
-        self._service_keys[account_id] = key
-        return key
+        return self._service_keys.key(account_id)
 
     def seal_attached(self, account_id: str, volume_id: str, data_key: bytes) -> bytes:
         return crypto.seal(self._service_key(account_id), data_key, _aad("attached", volume_id))

@@ -36,6 +36,7 @@ from sealbox.clock import Clock
 from sealbox.crypto import keycheck
 from sealbox.errors import AwsError
 from sealbox.keystore.base import KeyStore
+from sealbox.keystore.service_keys import ServiceKeys
 from sealbox.kms import on_behalf
 from sealbox.kms.service import KmsService
 from sealbox.s3.errors import (
@@ -221,7 +222,14 @@ class Encryption:
         self._kms = kms
         self._clock = clock
         self._count_kms = count_kms or (lambda _op: None)
-        self._service_keys: dict[str, bytes] = {}
+        self._service_keys = ServiceKeys(
+            db,
+            keystore,
+            clock,
+            "sealbox/s3/sse-s3",
+            s3_repo.get_service_key,
+            s3_repo.insert_service_key,
+        )
         # (caller ARN, bucket, requested key id, context) → the bucket key to seal with
         self._sealing: dict[tuple[str, str, str | None, str], _BucketKey] = {}
         # (caller ARN, bucket key blob) → the bucket key's plaintext, for reads
@@ -231,22 +239,7 @@ class Encryption:
     # -- SSE-S3 ----------------------------------------------------------------------
 
     def _service_key(self, account_id: str) -> bytes:
-        key = self._service_keys.get(account_id)
-        if key is not None:
-            return key
-        label = f"sealbox/s3/sse-s3/{account_id}"
-
-        def work(conn: Any) -> bytes:
-            wrapped = s3_repo.get_service_key(conn, account_id)
-            if wrapped is None:
-                wrapped = self._keystore.wrap(crypto.new_key_material(), label)
-                s3_repo.insert_service_key(conn, account_id, wrapped, self._clock.now())
-            return wrapped
-
-        wrapped = self._db.write(work)
-        key = self._keystore.unwrap(wrapped, label)
-        self._service_keys[account_id] = key
-        return key
+        return self._service_keys.key(account_id)
 
     # -- KMS on the caller's behalf -------------------------------------------------------
 
