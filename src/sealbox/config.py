@@ -45,6 +45,13 @@ class Settings:
     log_level: str = "info"
     # Serve attached volumes over NBD on this port (None: no block server).
     nbd_port: int | None = None
+    # Set by the supervisor for its workers: the journal process's socket.
+    audit_journal_socket: Path | None = None
+
+    @property
+    def audit_journal_dir(self) -> Path:
+        """Where each server process makes its audit events durable (audit/journal.py)."""
+        return self.data_dir / "audit-journal"
 
     @property
     def resolved_database_url(self) -> str:

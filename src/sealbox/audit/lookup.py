@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -71,9 +71,12 @@ class LookupResult:
 
 
 class LookupService:
-    def __init__(self, db: Database, authorizer: Authorizer) -> None:
+    def __init__(
+        self, db: Database, authorizer: Authorizer, catch_up: Callable[[], object] = lambda: None
+    ) -> None:
         self._db = db
         self._authz = authorizer
+        self._catch_up = catch_up  # moves journalled events into the table first
 
     def lookup_events(
         self,
@@ -102,6 +105,7 @@ class LookupService:
         window_end = None if end is None else _to_second(end) + _SECOND
         fingerprint = _fingerprint(account, attributes, window_start, window_end)
         before = None if next_token is None else _read_token(next_token, fingerprint)
+        self._catch_up()
         with self._db.read() as conn:
             criteria = self._criteria(conn, call, attributes, window_start, window_end)
             if event_category is not None or criteria is None:

@@ -24,6 +24,7 @@ import click
 from sqlalchemy import Row, select
 from sqlalchemy.exc import DBAPIError
 
+from sealbox.audit.journal_index import JournalIndexer
 from sealbox.audit.trail_verify import DeliveredFilesReport, has_deliveries, verify_deliveries
 from sealbox.audit.verify import VerifyReport, verify_chain
 from sealbox.cli.output import OUTPUT_OPTION
@@ -67,8 +68,9 @@ def _time(ctx: click.Context, param: click.Parameter, value: str | None) -> date
 
 
 @contextmanager
-def _database(data_dir: Path, database: str | None) -> Iterator[Database]:
-    """The server's database as it is: no migrations, nothing created."""
+def _database(data_dir: Path, database: str | None) -> Iterator[tuple[Database, JournalIndexer]]:
+    """The server's database as it is (no migrations, nothing created), and its audit
+    journal: events a running server made durable but has not yet moved into it."""
     settings = Settings(data_dir=data_dir, database_url=database)
     if database is None and not (data_dir / "sealbox.db").exists():
         raise click.ClickException(f"no Sealbox database in {data_dir}")
@@ -82,7 +84,7 @@ def _database(data_dir: Path, database: str | None) -> Iterator[Database]:
                 f"this database has no audit chain yet (start `sealbox serve` once to "
                 f"migrate it): {exc.orig}"
             ) from None
-        yield db
+        yield db, JournalIndexer(db, settings.audit_journal_dir)
     finally:
         db.dispose()
 
@@ -136,7 +138,8 @@ def verify(
     reported on; the chain is still walked from its anchor.
     """
     progress = _Progress() if sys.stderr.isatty() else None
-    with _database(data_dir, database) as db:
+    with _database(data_dir, database) as (db, journal):
+        journal.catch_up()
         try:
             report = verify_chain(db, from_time, to_time, progress=progress)
         finally:
@@ -144,16 +147,20 @@ def verify(
                 progress.done()
         delivered = has_deliveries(db)
     deliveries = _verify_deliveries(data_dir, database, from_time, to_time) if delivered else None
-    ok = report.ok and (deliveries is None or deliveries.ok)
+    broken_journals = sorted(str(exc) for exc in journal.corrupt.values())
+    ok = report.ok and (deliveries is None or deliveries.ok) and not broken_journals
     if output == "json":
         out = report.to_dict()
         out["ok"] = ok
         out["deliveries"] = None if deliveries is None else deliveries.to_dict()
+        out["journal_problems"] = broken_journals
         click.echo(json.dumps(out, indent=2))
     else:
         _print_report(report)
         if deliveries is not None:
             _print_deliveries(deliveries)
+        for problem in broken_journals:
+            click.echo(f"Audit journal BROKEN: {problem}")
     sys.exit(0 if ok else 1)
 
 
@@ -316,7 +323,8 @@ def tail(
     head); stop it with Ctrl-C.
     """
     printer = _Printer(output)
-    with _database(data_dir, database) as db:
+    with _database(data_dir, database) as (db, journal):
+        journal.catch_up()
         try:
             rows = _newest(db, account_id, count) if count else []
             if rows or not follow:

@@ -161,7 +161,13 @@ def run(settings: Settings) -> None:
             sys.exit(2)
         click.echo(f"Sealbox serving attached volumes over NBD on port {port}", err=True)
     try:
-        status = workers.run(settings.workers, settings.host, settings.port, options)
+        status = workers.run(
+            settings.workers,
+            settings.host,
+            settings.port,
+            options,
+            None if settings.bench_disable_audit else settings.audit_journal_dir,
+        )
     except OSError as exc:
         click.echo(f"sealbox: cannot listen on {settings.host}:{settings.port}: {exc}", err=True)
         status = 2

@@ -1048,6 +1048,7 @@ class KmsService:
         view = self._view_for_key_id_only(call, key_id)
         self.access.check(call, "GetKeyLastUsage", view)
         key = view.key
+        self._audit.catch_up()
         with self._db.read() as conn:
             record = audit_repo.last_successful_use(conn, key.account_id, key.arn, CRYPTO_EVENTS)
         return key, record

@@ -38,6 +38,8 @@ from sealbox.server.s3_endpoint import S3Endpoint
 log = logging.getLogger("sealbox")
 
 BODY_LIMIT = 1024 * 1024  # JSON and Query APIs; S3 and EBS stream their bodies
+# How often each process moves journalled audit events into the database.
+AUDIT_INDEX_INTERVAL_SECONDS = 1.0
 
 
 class UnsupportedService(ClientError):
@@ -54,7 +56,7 @@ class SealboxApp:
         self._owns_runtime = runtime is None
         self._endpoints: dict[str, Endpoint] = {}
         self._s3: S3Endpoint | None = None
-        self._scheduler: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     @property
     def runtime(self) -> Runtime:
@@ -98,13 +100,18 @@ class SealboxApp:
             "ebs": EbsEndpoint(self._runtime),
         }
         self._s3 = S3Endpoint(self._runtime, self._runtime.s3)
-        self._scheduler = asyncio.get_running_loop().create_task(self._schedule())
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._schedule()),
+            loop.create_task(self._index_audit_journal()),
+        ]
 
     async def shutdown(self) -> None:
-        if self._scheduler is not None:
-            self._scheduler.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._scheduler
+                await task
+        self._tasks = []
         if self._runtime is not None and self._owns_runtime:
             self._runtime.close()
 
@@ -118,6 +125,16 @@ class SealboxApp:
             except Exception:
                 log.exception("scheduled work failed; retrying next interval")
             await asyncio.sleep(interval)
+
+    async def _index_audit_journal(self) -> None:
+        """Move journalled audit events into the database in the background."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(AUDIT_INDEX_INTERVAL_SECONDS)
+            try:
+                await loop.run_in_executor(None, self.runtime.audit.catch_up)
+            except Exception:
+                log.exception("indexing the audit journal failed; retrying")
 
     # -- requests ----------------------------------------------------------------------
 

@@ -24,4 +24,6 @@ class KmsEndpoint(JsonEndpoint[KmsService]):
             kms_protocol.EVENT_SOURCE,
             KmsInternalError,
             title="KMS",
+            # GetKeyLastUsage first moves journalled events into the table: a write.
+            inline=kms_protocol.READ_ONLY - {"GetKeyLastUsage"},
         )

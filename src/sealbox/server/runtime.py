@@ -54,6 +54,9 @@ def settings_from_env() -> Settings:
             env.get("SEALBOX_TRAIL_DIGEST_INTERVAL", "3600") or 3600
         ),
         bench_disable_audit=env.get("SEALBOX_BENCH_DISABLE_AUDIT") == "1",
+        audit_journal_socket=Path(env["SEALBOX_AUDIT_JOURNAL_SOCKET"])
+        if env.get("SEALBOX_AUDIT_JOURNAL_SOCKET")
+        else None,
     )
 
 
@@ -86,7 +89,7 @@ class Runtime:
         clock = clock or SystemClock(timedelta(seconds=settings.clock_offset_seconds))
         db = Database(settings.resolved_database_url)
         keystore = open_keystore(settings)
-        audit = AuditRecorder(db, clock)
+        audit = AuditRecorder(db, clock, settings.audit_journal_dir, settings.audit_journal_socket)
         if settings.bench_disable_audit:
             log.warning("BENCHMARK MODE: audit recording is DISABLED; calls go unaudited")
             audit = DisabledAuditRecorder(db, clock)
@@ -125,7 +128,7 @@ class Runtime:
             kms=kms,
             kms_scheduler=KeyScheduler(kms, db, clock),
             grants=kms.grant_service,
-            lookup=LookupService(db, authorizer),
+            lookup=LookupService(db, authorizer, audit.catch_up),
             sts=StsService(db, keystore, clock, audit, authorizer),
             credentials=CredentialStore(db, keystore, clock),
             # SigV4 freshness is judged against real time, never the shifted clock.
@@ -164,6 +167,7 @@ class Runtime:
         expired = self.ebs.run_scheduled_work()
         if expired:
             log.info("%d EBS direct-API snapshots timed out", expired)
+        self.audit.catch_up()  # trails deliver what the journal holds too
         delivered = self.trail_delivery.run_due()
         if delivered.log_files or delivered.digests:
             log.info("trails: %d log files, %d digests", delivered.log_files, delivered.digests)

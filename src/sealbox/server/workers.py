@@ -12,10 +12,12 @@ from __future__ import annotations
 import ctypes
 import logging
 import multiprocessing
+import os
 import signal
 import socket
 import time
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -26,6 +28,7 @@ log = logging.getLogger("sealbox")
 APP = "sealbox.server.app:create_app"
 _STARTUP_GRACE_SECONDS = 10.0
 _PR_SET_PDEATHSIG = 1
+JOURNAL_SOCKET = "journal.sock"
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -39,7 +42,7 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Linux: a worker gets SIGTERM when its supervisor dies, even by SIGKILL, so no
     orphaned worker keeps serving (and holding the data directory)."""
     try:
@@ -51,7 +54,7 @@ def _die_with_parent() -> None:
 
 def _serve(host: str, port: int, options: dict[str, Any]) -> None:
     """One worker process: its own socket, one uvicorn server."""
-    _die_with_parent()
+    die_with_parent()
     sock = _bind(host, port)
     config = uvicorn.Config(APP, factory=True, host=host, port=port, **options)
     uvicorn.Server(config).run(sockets=[sock])
@@ -65,14 +68,21 @@ def check_port_free(host: str, port: int) -> None:
         probe.bind((host, port))
 
 
-def run(workers: int, host: str, port: int, options: dict[str, Any]) -> int:
-    """Supervise the workers until asked to stop; returns the exit status."""
+def run(
+    workers: int, host: str, port: int, options: dict[str, Any], journal_dir: Path | None = None
+) -> int:
+    """Supervise the workers until asked to stop; returns the exit status.
+
+    With several workers and a journal_dir, the journal process (audit/journal_process)
+    runs beside them and makes every worker's audit events durable.
+    """
     if workers == 1:
         uvicorn.run(APP, factory=True, host=host, port=port, **options)
         return 0
     check_port_free(host, port)
     ctx = multiprocessing.get_context("spawn")
     stopping = False
+    journal = None if journal_dir is None else _Journal(ctx, journal_dir, options)
 
     def start() -> BaseProcess:
         proc = ctx.Process(target=_serve, args=(host, port, options), name="sealbox-worker")
@@ -86,10 +96,15 @@ def run(workers: int, host: str, port: int, options: dict[str, Any]) -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     started = time.monotonic()
+    if journal is not None:
+        journal.start()
     procs = [start() for _ in range(workers)]
     status = 0
     while not stopping:
         time.sleep(0.2)
+        if journal is not None and not journal.alive():
+            log.warning("the audit journal process exited; restarting it")
+            journal.start()
         for i, proc in enumerate(procs):
             if proc.is_alive() or stopping:
                 continue
@@ -106,4 +121,55 @@ def run(workers: int, host: str, port: int, options: dict[str, Any]) -> int:
         proc.join(timeout=30)
         if proc.is_alive():
             proc.kill()
+    if journal is not None:
+        journal.stop()  # after the workers: their last events are acknowledged
     return status
+
+
+class _Journal:
+    """The journal process: started before the workers, restarted if it dies."""
+
+    def __init__(self, ctx: Any, directory: Path, options: dict[str, Any]) -> None:
+        self._ctx = ctx
+        self._dir = directory
+        self.socket_path = directory / JOURNAL_SOCKET
+        self._log_level = str(options.get("log_level", "info"))
+        self._proc: BaseProcess | None = None
+        # Workers are spawned after this is set, so they inherit it.
+        os.environ["SEALBOX_AUDIT_JOURNAL_SOCKET"] = str(self.socket_path)
+
+    def start(self) -> None:
+        from sealbox.audit import journal_process
+
+        proc = self._ctx.Process(
+            target=journal_process.main,
+            args=(self._dir, self.socket_path, self._log_level),
+            name="sealbox-journal",
+        )
+        proc.start()
+        self._proc = proc
+        deadline = time.monotonic() + _STARTUP_GRACE_SECONDS
+        while time.monotonic() < deadline and proc.is_alive():
+            if _accepts(self.socket_path):
+                return
+            time.sleep(0.02)
+        raise OSError("the audit journal process did not start")
+
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.is_alive()
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.is_alive():
+            self._proc.terminate()
+            self._proc.join(timeout=30)
+            if self._proc.is_alive():
+                self._proc.kill()
+
+
+def _accepts(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+        return True

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 from sqlalchemy import Connection, select, update
 
 from sealbox.audit import chain
+from sealbox.audit.journal_format import JournalEntry
 from sealbox.audit.model import AuditEvent
 from sealbox.storage.db import Database, FastConnection
 from sealbox.storage.tables import audit_chain, audit_events
@@ -30,14 +31,15 @@ _LAST_SEQ = "SELECT max(seq) FROM audit_events"
 _SET_HEAD = "UPDATE audit_chain SET last_seq = ?, last_hash = ? WHERE id = 1"
 # SQLAlchemy's storage format for DateTime on SQLite.
 _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
+_EPOCH_NAIVE = datetime(1970, 1, 1)
+_RECORD = _COLUMNS.index("record")
+Row = tuple[Any, ...]
 
 
-def _rows(
-    events: Sequence[AuditEvent], records: list[str], hashes: list[bytes], sqlite: bool
-) -> list[tuple[Any, ...]]:
-    """Values converted exactly as the column types would store them."""
-    rows = []
-    for e, record, chain_hash in zip(events, records, hashes, strict=True):
+def _event_rows(events: Sequence[AuditEvent], records: list[str], sqlite: bool) -> list[Row]:
+    """Values converted exactly as the column types would store them (no chain hash)."""
+    rows: list[Row] = []
+    for e, record in zip(events, records, strict=True):
         when = e.event_time.astimezone(UTC)
         rows.append(
             (
@@ -54,32 +56,103 @@ def _rows(
                 int(e.read_only) if sqlite else e.read_only,
                 record,
                 e.username,
-                chain_hash,
             )
         )
     return rows
 
 
-def _append(fast: FastConnection, events: Sequence[AuditEvent]) -> None:
+def _journal_rows(entries: Sequence[JournalEntry], sqlite: bool) -> list[Row]:
+    """The same values from journal lines (columns in journal_format.COLUMNS order)."""
+    rows: list[Row] = []
+    for entry in entries:
+        (event_id, micros, account, region, source, name, key_id, principal, resource,
+         error, read_only, username) = entry.columns  # fmt: skip
+        when = _EPOCH_NAIVE + timedelta(microseconds=micros)
+        rows.append(
+            (
+                event_id,
+                when.strftime(_SQLITE_TIME) if sqlite else when.replace(tzinfo=UTC),
+                account,
+                region,
+                source,
+                name,
+                key_id,
+                principal,
+                resource,
+                error,
+                int(read_only) if sqlite else bool(read_only),
+                entry.record,
+                username,
+            )
+        )
+    return rows
+
+
+def lock_chain_head(fast: FastConnection) -> bytes:
+    """The chain head; on PostgreSQL held FOR UPDATE until the transaction ends."""
     head = fast.fetchone(_HEAD_SQLITE if fast.is_sqlite else _HEAD_LOCKED)
     if head is None:
         raise RuntimeError("the audit chain head is missing (run the migrations)")
-    records = [orjson.dumps(e.record).decode() for e in events]
-    hashes = chain.extend(bytes(head[0]), (r.encode() for r in records))
-    fast.executemany(_INSERT, _rows(events, records, hashes, fast.is_sqlite))
+    return bytes(head[0])
+
+
+def _append_rows(fast: FastConnection, rows: list[Row]) -> None:
+    """Chain rows (whose record is at _RECORD) after the head and insert them."""
+    hashes = chain.extend(lock_chain_head(fast), (row[_RECORD].encode() for row in rows))
+    fast.executemany(_INSERT, [(*row, h) for row, h in zip(rows, hashes, strict=True)])
     last = fast.fetchone(_LAST_SEQ)
     fast.execute(_SET_HEAD, (int(last[0]) if last else 0, hashes[-1]))
 
 
-def insert_events(conn: Connection, events: Sequence[AuditEvent]) -> None:
-    """Append events inside the caller's transaction."""
+def _append(fast: FastConnection, events: Sequence[AuditEvent]) -> None:
+    records = [orjson.dumps(e.record).decode() for e in events]
+    _append_rows(fast, _event_rows(events, records, fast.is_sqlite))
+
+
+def append_journal_entries(fast: FastConnection, entries: Sequence[JournalEntry]) -> None:
+    """Append events read from the audit journal, in the order given."""
+    if entries:
+        _append_rows(fast, _journal_rows(entries, fast.is_sqlite))
+
+
+def journal_positions(fast: FastConnection) -> dict[str, tuple[int, bytes]]:
+    """Per journal segment: (bytes already indexed, the segment's chain hash there)."""
+    rows = fast.fetchall("SELECT name, indexed_bytes, head FROM audit_journal_segments")
+    return {str(r[0]): (int(r[1]), bytes(r[2])) for r in rows}
+
+
+def set_journal_position(
+    fast: FastConnection, name: str, indexed_bytes: int, head: bytes, *, known: bool
+) -> None:
+    if known:
+        fast.execute(
+            "UPDATE audit_journal_segments SET indexed_bytes = ?, head = ? WHERE name = ?",
+            (indexed_bytes, head, name),
+        )
+    else:
+        fast.execute(
+            "INSERT INTO audit_journal_segments (name, indexed_bytes, head) VALUES (?, ?, ?)",
+            (name, indexed_bytes, head),
+        )
+
+
+def forget_journal_segment(fast: FastConnection, name: str) -> None:
+    fast.execute("DELETE FROM audit_journal_segments WHERE name = ?", (name,))
+
+
+def append_events(fast: FastConnection, events: Sequence[AuditEvent]) -> None:
+    """Append events inside the caller's write transaction."""
     if events:
-        driver = conn.connection.driver_connection
-        _append(FastConnection(driver, conn.dialect.name == "sqlite"), events)
+        _append(fast, events)
+
+
+def fast_connection(conn: Connection) -> FastConnection:
+    """The driver connection under conn's transaction, for the statements here."""
+    return FastConnection(conn.connection.driver_connection, conn.dialect.name == "sqlite")
 
 
 def commit_events(db: Database, events: Sequence[AuditEvent]) -> None:
-    """Append events in a durable transaction of their own: the group-commit path."""
+    """Append events in a durable transaction of their own (tests and bulk loads)."""
     if events:
         db.fast_transaction(lambda fast: _append(fast, events))
 

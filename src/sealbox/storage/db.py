@@ -63,6 +63,9 @@ class FastConnection:
         row = self._conn.execute(self._sql(sql), params).fetchone()
         return None if row is None else tuple(row)
 
+    def fetchall(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in self._conn.execute(self._sql(sql), params).fetchall()]
+
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> None:
         self._conn.execute(self._sql(sql), params)
 

@@ -351,6 +351,16 @@ audit_chain = Table(
 )
 
 
+# How far each audit journal segment has been moved into audit_events (migration 0010).
+audit_journal_segments = Table(
+    "audit_journal_segments",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("indexed_bytes", BigInteger, nullable=False),
+    Column("head", LargeBinary, nullable=False),  # the segment's chain hash there
+)
+
+
 # -- S3 ------------------------------------------------------------------------------------
 
 
