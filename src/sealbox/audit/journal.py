@@ -1,20 +1,19 @@
-"""The audit journal writer: every event durable before its response, by group commit.
+"""Audit journal segments, and the in-process writer: every event durable first.
 
-Each server process appends to a journal segment of its own (see journal_format.py),
-so workers never wait on each other or on the database to make an event durable. The
-request's thread encodes the event; once per event-loop iteration the pending events
-are handed to a syncer thread, which chains them, writes them with one pwrite and
-makes them durable with one fdatasync; the responses wait for that. Events that
-arrive while a sync is in flight go in the next one, so the batch grows with the load.
-If the write or the sync fails, every waiting request fails and the journal refuses
-new events (after a failed fsync the page cache can't be trusted): there is no
-unaudited key use.
+An event is durable once its line is in a journal segment (format: journal_format.py)
+and fdatasynced; only then is the request answered, and if that fails the request
+fails: there is no unaudited key use. A multi-worker server has one writer for all
+workers, the journal process (journal_process.py), so workers never block on the disk
+and concurrent requests share one flush. A single-process server (and tests) use
+`JournalWriter` here: once per event-loop iteration the events queued in it are
+chained, written with one pwrite and made durable with one fdatasync, on the loop.
 
 Segments are extended in preallocated, zero-filled steps, so each sync overwrites
 blocks that already exist and commits no file-system metadata. The writer holds an
 exclusive flock on its segment for as long as it may append to it; the indexer
 (journal_index.py) takes that as "still being written". A segment is closed and a new
-one started when it reaches its size limit.
+one started when it reaches its size limit. After a failed write or sync the writer
+refuses everything: the page cache can no longer be trusted.
 """
 
 from __future__ import annotations
