@@ -134,7 +134,7 @@ def test_after_a_failed_sync_every_request_fails(rt: Runtime, clock: ManualClock
     async def run() -> tuple[BaseException | None, BaseException | None]:
         await writer.submit(first)
         os.close(writer._segments._segment.fd)  # type: ignore[union-attr]  # the disk "fails"
-        results = []
+        results: list[BaseException | None] = []
         for event in (second, first):
             try:
                 await writer.submit(event)
