@@ -137,46 +137,53 @@ class JournalIndexer:
         self._seen = {name: indexed for name, (indexed, _) in positions.items()}
 
     def _remove_finished(self) -> None:
-        """Delete segments whose writer is gone and whose every line is indexed."""
-        names = set(self.segments())
-        positions = self._db.fast_transaction(audit_repo.journal_positions)
-        for name in names - positions.keys():  # never indexed: maybe empty and dead
-            if self._finished(name, 0, fmt.genesis(name)):
+        """Delete segments whose writer is gone and whose every line is indexed.
+
+        A segment whose flock is free will never grow again (writers lock before they
+        name a segment and hold the lock until they are done with it). Only then is
+        the database asked how far it was indexed; while every writer is alive this
+        costs a directory listing and a failed flock per segment.
+        """
+        positions: dict[str, tuple[int, bytes]] | None = None
+        for name in self.segments():
+            try:
+                fd = os.open(self._dir / name, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # its writer still has it
+                if positions is None:
+                    positions = self._db.fast_transaction(audit_repo.journal_positions)
+                known = positions.get(name)
+                indexed, head = known if known else (0, fmt.genesis(name))
+                if not self._fully_indexed(fd, name, indexed, head):
+                    continue
                 self._unlink(name)
-        names = set(self.segments())
-        for name, (indexed, head) in positions.items():
-            if name in names and self._finished(name, indexed, head):
-                self._unlink(name)
-                names.discard(name)
-            if name not in names:
+            finally:
+                os.close(fd)
+            if known:
                 self._db.fast_transaction(partial(audit_repo.forget_journal_segment, name=name))
-                self._seen.pop(name, None)
+            self._seen.pop(name, None)
 
     def _unlink(self, name: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             (self._dir / name).unlink()
         fsync_directory(self._dir)
 
-    def _finished(self, name: str, indexed: int, head: bytes) -> bool:
+    @staticmethod
+    def _fully_indexed(fd: int, name: str, indexed: int, head: bytes) -> bool:
+        """What is left past indexed is zeros, or a last line torn by a crash before it
+        was acknowledged; a complete line is indexed first, a corrupt one kept."""
+        os.lseek(fd, indexed, os.SEEK_SET)
+        with os.fdopen(os.dup(fd), "rb", buffering=0) as f:
+            rest = _read_written(f, READ_LIMIT)
         try:
-            fd = os.open(self._dir / name, os.O_RDONLY)
-        except FileNotFoundError:
-            return True
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return False  # its writer still has it open
-            os.lseek(fd, indexed, os.SEEK_SET)
-            rest = os.read(fd, READ_LIMIT)
-            # What is left is zeros, or a last line torn by a crash before it was
-            # acknowledged; anything complete is indexed first.
-            parsed = fmt.parse(name, rest, indexed, head)
-            return not parsed.entries
+            return not fmt.parse(name, rest, indexed, head).entries
         except fmt.JournalCorrupt:
             return False
-        finally:
-            os.close(fd)
 
 
 def _read_written(f: BinaryIO, limit: int) -> bytes:
