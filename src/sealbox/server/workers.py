@@ -13,8 +13,10 @@ import ctypes
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
+import tempfile
 import time
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -97,14 +99,22 @@ def run(
     signal.signal(signal.SIGTERM, stop)
     started = time.monotonic()
     if journal is not None:
-        journal.start()
+        try:
+            journal.start()
+        except OSError as exc:
+            log.error("%s; not serving without it", exc)
+            journal.stop()
+            return 1
     procs = [start() for _ in range(workers)]
     status = 0
     while not stopping:
         time.sleep(0.2)
         if journal is not None and not journal.alive():
             log.warning("the audit journal process exited; restarting it")
-            journal.start()
+            try:
+                journal.start()
+            except OSError as exc:
+                log.error("%s; retrying", exc)  # until then, audited calls fail
         for i, proc in enumerate(procs):
             if proc.is_alive() or stopping:
                 continue
@@ -132,7 +142,10 @@ class _Journal:
     def __init__(self, ctx: Any, directory: Path, options: dict[str, Any]) -> None:
         self._ctx = ctx
         self._dir = directory
-        self.socket_path = directory / JOURNAL_SOCKET
+        # A private directory of its own (mode 0700: only this user may connect), as
+        # AF_UNIX paths are limited to 108 bytes and a data directory's may be longer.
+        self._socket_dir = Path(tempfile.mkdtemp(prefix="sealbox-journal-"))
+        self.socket_path = self._socket_dir / JOURNAL_SOCKET
         self._log_level = str(options.get("log_level", "info"))
         self._proc: BaseProcess | None = None
         # Workers are spawned after this is set, so they inherit it.
@@ -164,6 +177,7 @@ class _Journal:
             self._proc.join(timeout=30)
             if self._proc.is_alive():
                 self._proc.kill()
+        shutil.rmtree(self._socket_dir, ignore_errors=True)
 
 
 def _accepts(path: Path) -> bool:
