@@ -46,6 +46,8 @@ T = TypeVar("T")
 EVENT_SOURCE = "s3.amazonaws.com"
 XML_BODY_LIMIT = 4 * 1024 * 1024
 BATCH_BYTES = 1 << 20
+# GETs of at most this many bytes read and decrypt their data on the event loop.
+INLINE_READ_BYTES = 64 * 1024
 _STREAMED_PUTS = frozenset({"PutObject", "UploadPart"})
 _READ_ONLY_PREFIXES = ("Get", "Head", "List")
 
@@ -313,8 +315,17 @@ class S3Endpoint:
         send: Send,
         request_id: str,
     ) -> None:
-        get_object = self._s3.objects.get_object
-        read, first, chunks = await _run(_open_read, get_object, call, params, head)
+        # Looking the object up and unwrapping its key are reads and local crypto, as
+        # cheap as the KMS calls that run on the loop; a hop to a worker thread and
+        # back cost more than a small object's whole GET. Reading the data waits in a
+        # worker thread unless it is small.
+        read = self._s3.objects.get_object(call, params, head=head)
+        if head:
+            first, chunks = b"", None
+        elif read.output.get("ContentLength", 0) <= INLINE_READ_BYTES:
+            first, chunks = _first_batch(read)
+        else:
+            first, chunks = await _run(_first_batch, read)
         await self._finish_audit(call)
         status, out_headers, _ = restxml.serialize_output(op_model, read.output)
         if read.partial:
@@ -396,26 +407,20 @@ def _as_s3(err: AwsError) -> AwsError:
     return err
 
 
-def _open_read(
-    get_object: Callable[..., ObjectRead], call: Call, params: dict[str, Any], head: bool
-) -> tuple[ObjectRead, bytes, Iterator[bytes] | None]:
-    """GetObject/HeadObject and the first batch of plaintext, in one worker hop.
+def _first_batch(read: ObjectRead) -> tuple[bytes, Iterator[bytes] | None]:
+    """The first batch of plaintext, authenticated before any header is sent.
 
-    The first batch is authenticated before any header is sent. When it already holds
-    the whole response (a small object), the stream is run to its end here too, so no
-    further hop is needed: chunks comes back None.
+    When it already holds the whole response (a small object), the stream is run to
+    its end here too, so no further hop is needed: chunks comes back None.
     """
-    read = get_object(call, params, head=head)
-    if head:
-        return read, b"", None
     chunks = read.chunks()
     first = next(chunks, b"")
     if len(first) < read.output.get("ContentLength", 0):
-        return read, first, chunks
+        return first, chunks
     rest = next(chunks, b"")  # normally b"": the generator ends and closes its blob
     if rest:
-        return read, first, itertools.chain((rest,), chunks)
-    return read, first, None
+        return first, itertools.chain((rest,), chunks)
+    return first, None
 
 
 def _small_body_length(headers: Mapping[str, str]) -> bool:
