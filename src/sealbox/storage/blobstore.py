@@ -44,7 +44,7 @@ class BlobWriter:
         try:
             self._fd: int | None = os.open(self._tmp, flags, 0o600)
         except FileNotFoundError:  # the fan-out directory's first blob
-            os.makedirs(self._dir, exist_ok=True)
+            _make_dirs_durably(store._root, self._dir)
             self._fd = os.open(self._tmp, flags, 0o600)
         self.size = 0
 
@@ -138,6 +138,20 @@ class BlobStore:
             path.unlink(missing_ok=True)
             removed += 1
         return removed
+
+
+def _make_dirs_durably(root: str, leaf: str) -> None:
+    """Create leaf's missing fan-out directories, and make their entries durable: the
+    blob's own directory fsync would not keep a directory that vanished in a crash."""
+    missing: list[str] = []
+    path = leaf
+    while path != root and not os.path.isdir(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    for directory in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # another writer made it first
+            os.mkdir(directory, 0o700)
+        _fsync_dir(os.path.dirname(directory))
 
 
 def _fsync_dir(path: str) -> None:
