@@ -147,6 +147,32 @@ def test_after_a_failed_sync_every_request_fails(rt: Runtime, clock: ManualClock
     assert isinstance(failed, JournalUnavailable) and isinstance(refused, JournalUnavailable)
 
 
+def test_a_segment_removed_while_in_use_fails_its_batch_and_a_new_one_starts(
+    rt: Runtime, clock: ManualClock
+) -> None:
+    writer = JournalWriter(journal_dir(rt))
+    first, lost, after = events(rt, clock, 3)
+
+    async def run() -> list[str]:
+        outcomes = []
+        for event in (first, lost, after):
+            try:
+                await writer.submit(event)
+                outcomes.append("durable")
+            except JournalUnavailable:
+                outcomes.append("failed")
+            if event is first:
+                [segment] = segment_files(rt)
+                segment.unlink()  # someone deletes the live segment
+        return outcomes
+
+    assert asyncio.run(run()) == ["durable", "failed", "durable"]
+    [segment] = segment_files(rt)  # the new one, holding what came after
+    parsed = fmt.parse(segment.name, segment.read_bytes(), 0, fmt.genesis(segment.name))
+    assert [e.columns[0] for e in parsed.entries] == [after.event_id]
+    writer.close()
+
+
 # -- the indexer -------------------------------------------------------------------------
 
 

@@ -61,8 +61,10 @@ class _Segment:
         creating = directory / (name + ".new")
         self.fd = os.open(creating, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        os.rename(creating, directory / name)
+        self.path = directory / name
+        os.rename(creating, self.path)
         fsync_directory(directory)
+        self.inode = os.fstat(self.fd).st_ino
         self.offset = 0
         self.allocated = 0
         self.head = fmt.genesis(name)
@@ -106,6 +108,17 @@ class SegmentWriter:
             log.critical("the audit journal failed; refusing audited requests: %s", exc)
             self.failure = exc
             raise JournalUnavailable("the audit journal could not record the event") from None
+        if not _still_named(segment):
+            # Lines written to a segment nobody can find again are not a record: fail
+            # this batch, and go on in a new segment.
+            log.critical(
+                "audit journal segment %s was removed or replaced while in use; "
+                "events written to it since are lost, and this batch's requests fail",
+                segment.name,
+            )
+            segment.close()
+            self._segment = None
+            raise JournalUnavailable("the audit journal could not record the event")
         segment.offset += len(data)
         segment.head = head
 
@@ -125,6 +138,13 @@ class SegmentWriter:
             with contextlib.suppress(OSError):
                 self._segment.close()
             self._segment = None
+
+
+def _still_named(segment: _Segment) -> bool:
+    try:
+        return os.stat(segment.path).st_ino == segment.inode
+    except FileNotFoundError:
+        return False
 
 
 class JournalWriter:
