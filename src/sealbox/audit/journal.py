@@ -29,6 +29,7 @@ from pathlib import Path
 
 from sealbox.audit import journal_format as fmt
 from sealbox.audit.model import AuditEvent
+from sealbox.storage.blobstore import fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +41,6 @@ _ZEROS = bytes(PREALLOCATE_STEP)
 
 class JournalUnavailable(Exception):
     """The journal can't make events durable; requests must fail."""
-
-
-def fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class _Segment:
@@ -63,7 +56,7 @@ class _Segment:
         fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self.path = directory / name
         os.rename(creating, self.path)
-        fsync_directory(directory)
+        fsync_dir(directory)
         self.inode = os.fstat(self.fd).st_ino
         self.offset = 0
         self.allocated = 0
@@ -147,16 +140,14 @@ def _still_named(segment: _Segment) -> bool:
         return False
 
 
-class JournalWriter:
-    """The in-process journal: one sync per event-loop iteration, on the loop.
+class LoopBatcher:
+    """Events queued during one event-loop iteration, handed on as one batch.
 
-    Used when there is no journal process (a single-process server, tests). The sync
-    blocks the loop for the write and the fdatasync; handing it to a thread costs more
-    in wake-ups and GIL hand-offs than the sync itself.
+    Subclasses make a batch durable (or fail it) in `_dispatch`; each waiter's future
+    completes when its event is durable.
     """
 
-    def __init__(self, directory: Path) -> None:
-        self._segments = SegmentWriter(directory)
+    def __init__(self) -> None:
         self._bodies: list[bytes] = []
         self._waiters: list[asyncio.Future[None]] = []
         self._scheduled = False
@@ -173,14 +164,32 @@ class JournalWriter:
         self._waiters.append(future)
         if not self._scheduled:
             self._scheduled = True
-            loop.call_soon(self._flush)
+            loop.call_soon(self._end_of_iteration)
         return future
 
-    def _flush(self) -> None:
-        """After this loop iteration's requests have queued their events: one sync."""
+    def _end_of_iteration(self) -> None:
         self._scheduled = False
         bodies, self._bodies = self._bodies, []
         waiters, self._waiters = self._waiters, []
+        self._dispatch(bodies, waiters)
+
+    def _dispatch(self, bodies: list[bytes], waiters: list[asyncio.Future[None]]) -> None:
+        raise NotImplementedError
+
+
+class JournalWriter(LoopBatcher):
+    """The in-process journal: one sync per event-loop iteration, on the loop.
+
+    Used when there is no journal process (a single-process server, tests). The sync
+    blocks the loop for the write and the fdatasync; handing it to a thread costs more
+    in wake-ups and GIL hand-offs than the sync itself.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__()
+        self._segments = SegmentWriter(directory)
+
+    def _dispatch(self, bodies: list[bytes], waiters: list[asyncio.Future[None]]) -> None:
         try:
             self._segments.append(bodies)
         except JournalUnavailable as exc:

@@ -15,45 +15,23 @@ import socket
 from collections import deque
 from pathlib import Path
 
-from sealbox.audit import journal_format as fmt
-from sealbox.audit.journal import JournalUnavailable, settle
+from sealbox.audit.journal import JournalUnavailable, LoopBatcher, settle
 from sealbox.audit.journal_process import DURABLE, FRAME
-from sealbox.audit.model import AuditEvent
 
 _CONNECT_TIMEOUT = 1.0
 
 
-class RemoteJournal:
+class RemoteJournal(LoopBatcher):
     def __init__(self, socket_path: Path) -> None:
+        super().__init__()
         self._path = socket_path
         self._sock: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._bodies: list[bytes] = []
-        self._waiters: list[asyncio.Future[None]] = []
-        self._scheduled = False
         self._sent: deque[list[asyncio.Future[None]]] = deque()  # awaiting their ack
         self._out = bytearray()  # what the socket buffer has not taken yet
         self._writing = False
-        self._closed = False
 
-    def submit(self, event: AuditEvent) -> asyncio.Future[None]:
-        """Queue event; the future completes once it is durable (or fails)."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        if self._closed:
-            future.set_exception(JournalUnavailable("the audit journal is closed"))
-            return future
-        self._bodies.append(fmt.encode_body(event))
-        self._waiters.append(future)
-        if not self._scheduled:
-            self._scheduled = True
-            loop.call_soon(self._send)
-        return future
-
-    def _send(self) -> None:
-        self._scheduled = False
-        bodies, self._bodies = self._bodies, []
-        waiters, self._waiters = self._waiters, []
+    def _dispatch(self, bodies: list[bytes], waiters: list[asyncio.Future[None]]) -> None:
         try:
             sock = self._connected()
         except OSError:

@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from sealbox.audit import journal_format as fmt
-from sealbox.audit.journal import fsync_directory
 from sealbox.storage import audit_repo
+from sealbox.storage.blobstore import fsync_dir
 from sealbox.storage.db import Database, FastConnection
 
 log = logging.getLogger(__name__)
@@ -171,7 +171,7 @@ class JournalIndexer:
     def _unlink(self, name: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             (self._dir / name).unlink()
-        fsync_directory(self._dir)
+        fsync_dir(self._dir)
 
     @staticmethod
     def _fully_indexed(fd: int, name: str, indexed: int, head: bytes) -> bool:

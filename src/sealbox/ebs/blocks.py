@@ -23,6 +23,7 @@ that a block of a new snapshot equals its parent's block at the same index.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from collections import deque
@@ -37,7 +38,7 @@ from sealbox.crypto.aead import OVERHEAD as AEAD_OVERHEAD
 from sealbox.crypto.kdf import constant_time_equal, fingerprint
 from sealbox.ebs.errors import StoredDataCorrupt
 from sealbox.ebs.model import BLOCK_SIZE
-from sealbox.storage.blobstore import BlobMissing, BlobStore
+from sealbox.storage.blobstore import BlobMissing, BlobStore, fsync_dir
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -157,7 +158,7 @@ class BlockStore:
 
         lost = [b for b, ok in zip(block_ids, ordered_map(sync, block_ids), strict=True) if not ok]
         dirs = sorted({self._blobs.path(b).parent for b in block_ids})
-        for _ in ordered_map(_fsync_dir, dirs):
+        for _ in ordered_map(_fsync_existing_dir, dirs):
             pass
         return lost
 
@@ -235,12 +236,6 @@ class BatchWriter:
         self._store.delete(done)
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _fsync_existing_dir(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        fsync_dir(path)

@@ -38,6 +38,7 @@ from typing import Any
 
 from sealbox.crypto.xts import UNIT_SIZE, XtsCipher, derive_key
 from sealbox.ebs.device import DeviceError
+from sealbox.storage.blobstore import fsync_dir
 
 _STRIPES = 1024
 _ZERO_CHUNK = bytes(1024 * 1024)
@@ -89,14 +90,6 @@ def _pread_all(fd: int, length: int, offset: int) -> bytes:
         parts.append(more)
         got += len(more)
     return b"".join(parts)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class UnitLocks:
@@ -348,7 +341,7 @@ class VolumeStore:
             os.fsync(fd)
         finally:
             os.close(fd)
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
 
     def exists(self, volume_id: str) -> bool:
         return self.path(volume_id).exists()

@@ -62,7 +62,7 @@ class BlobWriter:
         os.close(self._fd)
         self._fd = None
         os.rename(self._tmp, self._final)
-        _fsync_dir(self._dir)
+        fsync_dir(self._dir)
         return self.blob_id
 
     def abort(self) -> None:
@@ -151,11 +151,12 @@ def _make_dirs_durably(root: str, leaf: str) -> None:
     for directory in reversed(missing):
         with contextlib.suppress(FileExistsError):  # another writer made it first
             os.mkdir(directory, 0o700)
-        _fsync_dir(os.path.dirname(directory))
+        fsync_dir(os.path.dirname(directory))
 
 
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
+def fsync_dir(path: str | Path) -> None:
+    """Make a directory's entries (created, renamed, removed files) durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
     finally:
